@@ -1,0 +1,1 @@
+"""The GNOCCHI Explorer dashboard (Panel). Served with `panel serve explorer/app.py`."""
