@@ -349,6 +349,15 @@ def _as_index(selection, n: int, name: str) -> np.ndarray:
     return selection
 
 
+def check_shape(path: str | None, field: str, array: np.ndarray, expected: tuple) -> None:
+    """Raise a DataError unless ``array`` has ``expected`` shape (None = any size on that axis)."""
+    ok = array.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, array.shape))
+    if not ok:
+        shape = "(" + ", ".join("·" if e is None else str(e) for e in expected) + ")"
+        raise DataError("array has the wrong shape", path=path, field=field, expected=shape,
+                        found=f"shape {array.shape}")
+
+
 # ---------------------------------------------------------------------- h5 helpers
 def _write(group: h5py.Group, name: str, values: np.ndarray) -> None:
     values = np.asarray(values)
