@@ -27,47 +27,12 @@ from .trialdata import Provenance, TrialData
 REACH_JITTER = 0.1
 #: Per-neuron mean rates are log-uniform over this max/min ratio: a 20 Hz mean gives ~5–55 Hz.
 RATE_RANGE_RATIO = 12.0
-#: Gain of the random projections inside the preparatory tanh; large enough to saturate.
+#: Gain of the preparatory network's first layer; large enough for its tanh units to saturate.
 PREP_GAIN = 2.0
 #: Hidden width of the random two-layer tanh network that sets the preparatory state.
 PREP_HIDDEN = 16
 #: Gain of the velocity input relative to the preparatory state.
 DRIVE_GAIN = 4.0
-
-
-def _validate(config: "SynthConfig") -> None:
-    """Raise ValueError naming the first bad field."""
-    c = config
-    _require(isinstance(c.grid, (int, np.integer)) and c.grid >= 2, "grid", "an integer >= 2", c.grid)
-    _require(c.grid_spacing_cm > 0, "grid_spacing_cm", "> 0", c.grid_spacing_cm)
-    _require(c.n_trials >= 1, "n_trials", ">= 1", c.n_trials)
-    _require(c.n_neurons >= 1, "n_neurons", ">= 1", c.n_neurons)
-    _require(0 <= c.n_heldout_neurons < c.n_neurons, "n_heldout_neurons",
-             f"0 <= n < n_neurons ({c.n_neurons}), leaving at least one held-in neuron",
-             c.n_heldout_neurons)
-    _require(c.n_latents >= 1, "n_latents", ">= 1", c.n_latents)
-    _require(c.bin_ms > 0, "bin_ms", "> 0", c.bin_ms)
-    _require(len(c.window_ms) == 2 and c.window_ms[0] < c.window_ms[1], "window_ms",
-             "(start, end) with start < end", c.window_ms)
-    n_bins = (c.window_ms[1] - c.window_ms[0]) / c.bin_ms
-    _require(abs(n_bins - round(n_bins)) < 1e-9 * max(1.0, n_bins), "window_ms",
-             f"a length that is a whole number of {c.bin_ms} ms bins", c.window_ms)
-    _require(c.reach_ms > 0, "reach_ms", "> 0", c.reach_ms)
-    _require(c.start_spread_cm >= 0, "start_spread_cm", ">= 0", c.start_spread_cm)
-    _require(c.mean_rate_hz > 0, "mean_rate_hz", "> 0", c.mean_rate_hz)
-    fractions = np.asarray(c.split_fractions, dtype=float)
-    _require(fractions.shape == (3,) and np.all(fractions >= 0) and abs(fractions.sum() - 1) < 1e-6,
-             "split_fractions", "three non-negative fractions (train, valid, test) summing to 1",
-             c.split_fractions)
-    if c.heldout_targets is not None:
-        n_targets = c.grid * c.grid
-        indices = list(c.heldout_targets)
-        _require(all(isinstance(i, (int, np.integer)) and 0 <= i < n_targets for i in indices),
-                 "heldout_targets", f"grid indices in [0, {n_targets})", c.heldout_targets)
-        _require(len(set(indices)) == len(indices), "heldout_targets", "no repeated indices",
-                 c.heldout_targets)
-        _require(len(indices) < n_targets, "heldout_targets", "at least one held-in target",
-                 c.heldout_targets)
 
 
 def _require(ok: bool, name: str, expected: str, found: object) -> None:
@@ -99,7 +64,38 @@ class SynthConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _validate(self)
+        """Raise ValueError naming the first bad field, before any work is done."""
+        c = self
+        _require(isinstance(c.grid, (int, np.integer)) and c.grid >= 2, "grid", "an integer >= 2", c.grid)
+        _require(c.grid_spacing_cm > 0, "grid_spacing_cm", "> 0", c.grid_spacing_cm)
+        _require(c.n_trials >= 1, "n_trials", ">= 1", c.n_trials)
+        _require(c.n_neurons >= 1, "n_neurons", ">= 1", c.n_neurons)
+        _require(0 <= c.n_heldout_neurons < c.n_neurons, "n_heldout_neurons",
+                 f"0 <= n < n_neurons ({c.n_neurons}), leaving at least one held-in neuron",
+                 c.n_heldout_neurons)
+        _require(c.n_latents >= 1, "n_latents", ">= 1", c.n_latents)
+        _require(c.bin_ms > 0, "bin_ms", "> 0", c.bin_ms)
+        _require(len(c.window_ms) == 2 and c.window_ms[0] < c.window_ms[1], "window_ms",
+                 "(start, end) with start < end", c.window_ms)
+        n_bins = (c.window_ms[1] - c.window_ms[0]) / c.bin_ms
+        _require(abs(n_bins - round(n_bins)) < 1e-9 * max(1.0, n_bins), "window_ms",
+                 f"a length that is a whole number of {c.bin_ms} ms bins", c.window_ms)
+        _require(c.reach_ms > 0, "reach_ms", "> 0", c.reach_ms)
+        _require(c.start_spread_cm >= 0, "start_spread_cm", ">= 0", c.start_spread_cm)
+        _require(c.mean_rate_hz > 0, "mean_rate_hz", "> 0", c.mean_rate_hz)
+        fractions = np.asarray(c.split_fractions, dtype=float)
+        _require(fractions.shape == (3,) and np.all(fractions >= 0) and abs(fractions.sum() - 1) < 1e-6,
+                 "split_fractions", "three non-negative fractions (train, valid, test) summing to 1",
+                 c.split_fractions)
+        if c.heldout_targets is not None:
+            n_targets = c.grid * c.grid
+            indices = list(c.heldout_targets)
+            _require(all(isinstance(i, (int, np.integer)) and 0 <= i < n_targets for i in indices),
+                     "heldout_targets", f"grid indices in [0, {n_targets})", c.heldout_targets)
+            _require(len(set(indices)) == len(indices), "heldout_targets", "no repeated indices",
+                     c.heldout_targets)
+            _require(len(indices) < n_targets, "heldout_targets", "at least one held-in target",
+                     c.heldout_targets)
 
     @property
     def n_bins(self) -> int:
@@ -237,10 +233,11 @@ def _latents(config: SynthConfig, rng: np.random.Generator, features: np.ndarray
              velocity: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
     """Latent trajectories (trials, bins, n_latents), z-scored per dimension.
 
-    Before onset the state sits at a preparatory point tanh(W·[start, target] + b) — a
-    nonlinear function of both. From onset it evolves under damped rotations (1–3 Hz,
-    written as complex modes so the solution is a closed-form convolution) driven by the
-    hand velocity and speed, so the trajectory depends on start and target throughout.
+    Before onset the state sits at a preparatory point set by a fixed random two-layer tanh
+    network of (start, target), so it is smooth but not linear in either. From onset it
+    evolves under damped rotations (1–3 Hz, written as complex modes so the solution is a
+    closed-form convolution) driven by the hand velocity and speed, so the trajectory
+    depends on start and target throughout.
     """
     n_latents = config.n_latents
     n_modes = (n_latents + 1) // 2
@@ -280,8 +277,8 @@ def _from_modes(z: np.ndarray, n_latents: int) -> np.ndarray:
 def _rates(config: SynthConfig, rng: np.random.Generator, latents: np.ndarray) -> np.ndarray:
     """Rates in Hz = exp(bias + C·latents), biased so each neuron hits a drawn mean rate.
 
-    Per-neuron means are log-uniform over a ``RATE_RANGE_RATIO``-fold range, rescaled so the dataset
-    mean is exactly ``mean_rate_hz``; loading norms (0.3–0.8) set the tuning depth.
+    Per-neuron means are log-uniform over a ``RATE_RANGE_RATIO``-fold range, rescaled so the
+    dataset mean is exactly ``mean_rate_hz``; loading norms (0.3–0.8) set the tuning depth.
     """
     n_neurons, n_latents = config.n_neurons, latents.shape[-1]
     direction = rng.normal(size=(n_neurons, n_latents))
