@@ -14,7 +14,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MC_MAZE_SMALL = SHARED_DATA / "mc_maze_small"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real recordings in ../shared/data; skip (with the reason) only when the folder is absent."""
     if not MC_MAZE_SMALL.is_dir():

@@ -21,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
-
 import h5py
 import numpy as np
 import pandas as pd
@@ -399,29 +397,3 @@ def _column_from_h5(values: np.ndarray) -> np.ndarray:
         return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
     return values
 
-
-def concat(datasets: Sequence[TrialData] | Iterable[TrialData]) -> TrialData:
-    """Stack datasets with the same neurons, bins and behaviour fields along the trial axis."""
-    datasets = list(datasets)
-    if not datasets:
-        raise ValueError("nothing to concatenate")
-    first = datasets[0]
-    for other in datasets[1:]:
-        if (other.bin_ms, other.t0_ms, other.n_bins) != (first.bin_ms, first.t0_ms, first.n_bins):
-            raise ValueError("datasets differ in binning or window")
-        if not np.array_equal(other.neuron_ids, first.neuron_ids):
-            raise ValueError("datasets differ in neurons")
-        if set(other.behavior) != set(first.behavior):
-            raise ValueError("datasets differ in behaviour fields")
-
-    def stack(values):
-        return None if any(v is None for v in values) else np.concatenate(values)
-
-    return dataclasses.replace(
-        first,
-        spikes=np.concatenate([d.spikes for d in datasets]),
-        trial_info=pd.concat([d.trial_info for d in datasets], ignore_index=True),
-        behavior={k: np.concatenate([d.behavior[k] for d in datasets]) for k in first.behavior},
-        rates=stack([d.rates for d in datasets]),
-        latents=stack([d.latents for d in datasets]),
-    )
