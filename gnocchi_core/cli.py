@@ -121,9 +121,9 @@ def summarize(data, name: str) -> str:
     conditions = info.loc[info["condition_id"] >= 0, "condition_id"]
     heldout = sorted(info.loc[info["heldout_condition"], "condition_id"].unique().tolist())
     if len(conditions):
-        held = f"{len(heldout)} held out (ids {', '.join(map(str, heldout))}; " \
-               f"{int(info['heldout_condition'].sum())} trials)" if heldout else "none held out"
-        lines.append(f"  conditions   {conditions.nunique()} ({held})")
+        held = (f"{len(heldout)} held out: ids {', '.join(map(str, heldout))} "
+                f"({int(info['heldout_condition'].sum())} trials)") if heldout else "none held out"
+        lines.append(f"  conditions   {conditions.nunique()}, {held}")
     else:
         lines.append("  conditions   unlabelled")
     labelled = [c for c in ("start_x", "start_y", "target_x", "target_y", "reach_angle") if info[c].notna().any()]
