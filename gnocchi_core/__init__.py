@@ -2,5 +2,6 @@
 
 from .data import Provenance, TrialData, load_dataset
 from .errors import DataError, GnocchiError
+from .models import load_model
 
-__all__ = ["DataError", "GnocchiError", "Provenance", "TrialData", "load_dataset"]
+__all__ = ["DataError", "GnocchiError", "Provenance", "TrialData", "load_dataset", "load_model"]

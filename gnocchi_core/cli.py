@@ -80,12 +80,73 @@ def _build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.set_defaults(run=_data_synth)
 
+    simulate = data_commands.add_parser(
+        "simulate", help="simulate reaching with a GRU-controlled MotorNet arm (needs the [simulate] extra)",
+        description="A GRU policy drives a 6-muscle MotorNet arm from varied starts to an n×n target grid; "
+                    "its units are the neurons (Poisson spikes, ground-truth rates). Trains the policy "
+                    "(about 15 min on one core) unless --policy names a saved one; writes a figure beside --out.")
+    simulate.add_argument("--out", required=True, help="dataset file to write (.h5); the figure goes beside it (.png)")
+    simulate.add_argument("--grid", type=int, default=5, help="targets on a GRID×GRID grid (default 5)")
+    simulate.add_argument("--trials-per-condition", type=int, default=20, help="trials per target (default 20)")
+    simulate.add_argument("--held-out", type=int, nargs="*", metavar="INDEX",
+                          help="grid indices (row-major) of held-out targets (default: 3 interior targets)")
+    simulate.add_argument("--neurons", type=int, default=100, help="held-in neurons (default 100)")
+    simulate.add_argument("--heldout-neurons", type=int, default=20,
+                          help="held-out neurons, in addition to --neurons (default 20)")
+    simulate.add_argument("--seed", type=int, default=0, help="random seed of the data and of training (default 0)")
+    simulate.add_argument("--policy", help="policy checkpoint (.pt, with its .json): loaded if it exists, else "
+                          "trained and saved there (default: policy.pt beside --out)")
+    simulate.add_argument("--train-iterations", type=int, help="training iterations when training a policy "
+                          "(default 2500)")
+    simulate.add_argument("--float16", action="store_true",
+                          help="store rates and latents as float16 (about half the file size)")
+    simulate.set_defaults(run=_data_simulate)
+
     export = data_commands.add_parser(
         "export-lfads", help="write a dataset as an lfads-torch input file",
         description="encod = held-in neurons, recon = all neurons with held-out last; train/valid/test blocks.")
     export.add_argument("file", help="a GNOCCHI dataset (.h5)")
     export.add_argument("--out", required=True, help="lfads-torch input file to write (.h5)")
     export.set_defaults(run=_data_export_lfads)
+
+    train = commands.add_parser("train", help="train a model on a dataset",
+                                description="Train a model; checkpoints go to --out and --resume continues a "
+                                            "killed run exactly where it stopped.")
+    train_models = train.add_subparsers(title="models", metavar="MODEL")
+    train.set_defaults(run=lambda args: train.print_help())
+    gnocchi = train_models.add_parser("gnocchi", help="the code-conditioned diffusion model",
+                                      description="Train GNOCCHI on the 'train' trials, validating on 'valid'.")
+    gnocchi.add_argument("--data", required=True, help="a GNOCCHI dataset (.h5)")
+    gnocchi.add_argument("--out", required=True, help="model folder to write")
+    gnocchi.add_argument("--epochs", type=int, help="maximum epochs (default 400; early stopping may end sooner)")
+    gnocchi.add_argument("--seed", type=int, help="random seed (default 0)")
+    gnocchi.add_argument("--config", help="JSON file of GnocchiConfig fields to override")
+    gnocchi.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    gnocchi.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    gnocchi.set_defaults(run=_train_gnocchi)
+
+    bench = commands.add_parser("bench", help="benchmarks that print figures")
+    bench_commands = bench.add_subparsers(title="benchmarks", metavar="BENCHMARK")
+    bench.set_defaults(run=lambda args: bench.print_help())
+    sample = bench_commands.add_parser(
+        "sample", help="sampling latency and few-step fidelity of a trained GNOCCHI model",
+        description="Latency p50/p95 for 1, 8 and 32 trials at several DDIM step counts, and R² of "
+                    "few-step samples against 1000-step samples from the same codes and noise.")
+    sample.add_argument("--model", required=True, help="trained model folder")
+    sample.add_argument("--data", help="dataset whose test trials give the codes (default: prior samples)")
+    sample.add_argument("--steps", type=int, nargs="+", default=[10, 25, 50, 1000], help="DDIM step counts")
+    sample.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32], help="trials per call")
+    sample.add_argument("--repeats", type=int, default=20, help="timed calls per setting (default 20)")
+    sample.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    sample.set_defaults(run=_bench_sample)
+    quality = bench_commands.add_parser(
+        "quality", help="code SNR for target x/y and R² of generated vs true rates",
+        description="Behaviour axes from the training codes; SNR and R² on the held-in test trials.")
+    quality.add_argument("--model", required=True, help="trained model folder")
+    quality.add_argument("--data", required=True, help="the dataset it was trained on (.h5)")
+    quality.add_argument("--steps", type=int, help="DDIM steps (default: the model's)")
+    quality.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    quality.set_defaults(run=_bench_quality)
     return parser
 
 
@@ -193,6 +254,43 @@ def _data_synth(args) -> None:
     print(summarize(data, args.out))
 
 
+def _data_simulate(args) -> None:
+    import dataclasses
+
+    from .data import motornet_sim as sim
+
+    config = sim.MotorNetSimConfig(
+        grid=args.grid, trials_per_condition=args.trials_per_condition, n_neurons=args.neurons,
+        n_heldout_neurons=args.heldout_neurons, seed=args.seed,
+        heldout_targets=tuple(args.held_out) if args.held_out is not None else None)
+    policy_path = Path(args.policy) if args.policy else Path(args.out).parent / "policy.pt"
+    if policy_path.exists():
+        policy, task, meta = sim.load_policy(policy_path)
+        print(f"loaded policy {policy_path}")
+    else:
+        train = sim.TrainConfig(seed=args.seed, **({} if args.train_iterations is None
+                                                   else {"iterations": args.train_iterations}))
+        task = sim.ArmTaskConfig()
+        config.check_fits(task)
+        policy, record = sim.train_policy(task, train)
+        record.update(sim.evaluate_policy(policy, task), train_config=dataclasses.asdict(train))
+        sim.save_policy(policy, task, policy_path, record)
+        meta = {"training": record}
+        print(f"saved policy {policy_path} (trained {record['seconds']:.0f} s; random reaches: median endpoint "
+              f"error {record['median_endpoint_error_cm']:.2f} cm, {100 * record['success_rate']:.0f}% < 1 cm)")
+    data = sim.simulate(config, policy, task, meta["training"])
+    data.provenance.command = _command_line()
+    if args.float16:
+        data.rates, data.latents = data.rates.astype(np.float16), data.latents.astype(np.float16)
+    data.save(args.out)
+    figure = Path(args.out).with_suffix(".png")
+    sim.plot_dataset(data, figure)
+    metrics = sim.read_metrics(data)
+    print(summarize(data, args.out))
+    print(f"  reaching     median endpoint error {metrics['median_endpoint_error_cm']:.2f} cm at the end of the "
+          f"hold, {100 * metrics['success_rate']:.1f}% < 1 cm; {sim.tuning_text(metrics)}\n  figure       {figure}")
+
+
 def _data_export_lfads(args) -> None:
     from .data import load_dataset
     from .data.lfads_h5 import export_lfads
@@ -201,6 +299,43 @@ def _data_export_lfads(args) -> None:
     export_lfads(data, args.out)
     print(f"wrote {Path(args.out)}: lfads-torch input with {data.n_trials} trials, "
           f"{int((~data.heldout_neurons).sum())} encod / {data.n_neurons} recon neurons")
+
+
+def _train_gnocchi(args) -> None:
+    import json
+
+    from .data import load_dataset
+    from .models.gnocchi import GnocchiConfig, GnocchiModel
+    from .models.training import resolve_device
+
+    data = load_dataset(args.data)
+    overrides = json.loads(Path(args.config).read_text()) if args.config else {}
+    train_overrides = overrides.setdefault("train", {})
+    if args.epochs is not None:
+        train_overrides["epochs"] = args.epochs
+    if args.seed is not None:
+        train_overrides["seed"] = args.seed
+    config = GnocchiConfig.from_dict(overrides)
+    device = resolve_device(args.device)
+    print(f"training GNOCCHI on {args.data} ({data.n_trials} trials, {data.n_bins} bins, "
+          f"{data.n_neurons} neurons) on {device}")
+    model = GnocchiModel(config, device=args.device).fit(data, args.out, resume=args.resume)
+    best = min(model.history, key=lambda r: r["valid_loss"])
+    print(f"done: {len(model.history)} epochs, best valid loss {best['valid_loss']:.4f} at epoch "
+          f"{best['epoch']}; model in {args.out}")
+
+
+def _bench_sample(args) -> None:
+    from .bench import bench_sampling
+
+    bench_sampling(args.model, data_path=args.data, steps=args.steps, batches=args.batch,
+                   repeats=args.repeats, device=args.device)
+
+
+def _bench_quality(args) -> None:
+    from .bench import bench_quality
+
+    bench_quality(args.model, args.data, steps=args.steps, device=args.device)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,5 @@
+"""GNOCCHI: a code-conditioned diffusion model of trials of neural activity."""
+
+from .model import GnocchiConfig, GnocchiModel
+
+__all__ = ["GnocchiConfig", "GnocchiModel"]
