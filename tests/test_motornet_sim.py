@@ -124,7 +124,7 @@ def test_cli_loads_a_policy_or_trains_one(tmp_path, tiny_policy, monkeypatch):
     data = load_dataset(out)
     assert (data.n_trials, data.n_neurons, int(data.heldout_neurons.sum())) == (18, 6, 1)
     assert data.rates.dtype == np.float16 and data.latents.dtype == np.float16
-    assert sorted(data.trial_info.loc[data.trial_info["heldout_condition"], "condition_id"]) == [0, 8]
+    assert sorted(data.trial_info.loc[data.trial_info["heldout_condition"], "condition_id"]) == [0, 0, 8, 8]
     assert data.provenance.command == "gnocchi " + " ".join(argv)
     assert out.with_suffix(".png").stat().st_size > 10_000
 

@@ -21,15 +21,17 @@ Choices (the paper's full hyper-parameters are not public; each is a config fiel
   target x/y) plus trial-to-trial variability; 8 leaves room without diluting the SNR.
 - cosine schedule, 1000 steps (Nichol & Dhariwal): gentler at low noise than linear, which
   matters for smooth rates; few-step DDIM stays faithful on it.
-- a 64-channel two-level U-Net (~0.3 M parameters): trials are only ~70 bins, and CPU sampling
-  has to be interactive (8 trials in < 100 ms at the default step count).
+- a 64-channel two-level U-Net (~0.7 M parameters with the encoder): trials are only ~70
+  bins, and CPU sampling has to be interactive (8 trials in < 100 ms at the default step count).
 - σ = 40 ms smoothing + sqrt + standardisation: stabilises Poisson variance so the Gaussian
   diffusion sees near-homoscedastic data; inverted when generating (rates in spikes/s). At
   ~20 spikes/s and 10 ms bins, 20 ms smoothing left single trials so noisy that they
   correlated worse with the true rates (R² −3.5 on the synthetic data) than 40 ms (−1.4).
 - λ_rec = 1 (see above); λ_mmd = 1 with bandwidths 0.25–4: strong enough to keep codes near
   N(0, I), weak enough not to wash out structure.
-- predicted x0 clipped to 1.2× the training range while sampling, which keeps 10-step DDIM
+- 25 DDIM steps by default: on the synthetic data their samples match 1000-step samples from
+  the same codes and noise with R² 0.99 (10 steps: 0.95), at 40× fewer denoiser calls.
+- predicted x0 clipped to 1.2× the training range while sampling, which keeps few-step DDIM
   from overshooting.
 """
 
@@ -70,7 +72,7 @@ class GnocchiConfig:
     dropout: float = 0.0
     diffusion_steps: int = 1000
     schedule: str = "cosine"
-    sample_steps: int = 10
+    sample_steps: int = 25
     prediction: str = "v"
     lambda_rec: float = 1.0
     lambda_mmd: float = 1.0
