@@ -7,7 +7,6 @@ needs real reaches); the shipped-asset test only reads files.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -33,9 +32,14 @@ from gnocchi_core.data.synthetic import default_heldout_targets
 from conftest import assert_same_data
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "motornet_reach"
+try:
+    import motornet  # noqa: F401
+
+    HAVE_MOTORNET = True
+except ImportError:
+    HAVE_MOTORNET = False
 needs_motornet = pytest.mark.skipif(
-    importlib.util.find_spec("motornet") is None,
-    reason="motornet is not installed (pip install -e '.[simulate]'), so the arm cannot be simulated")
+    not HAVE_MOTORNET, reason="motornet is not installed (pip install -e '.[simulate]'), so the arm cannot be simulated")
 
 TINY = MotorNetSimConfig(grid=3, trials_per_condition=2, n_neurons=6, n_heldout_neurons=2, seed=1)
 
@@ -165,7 +169,7 @@ def test_trials_are_aligned_to_movement_onset(reaches):
     assert np.mean(speed[:, :onset] < threshold[:, None]) > 0.98  # still before onset
     info = reaches.trial_info
     rt = info["movement_onset_bin"] - info["go_cue_bin"]
-    assert rt.min() > 0 and 10 <= rt.median() <= 40  # 100-400 ms reaction times
+    assert rt.min() > 0 and 5 <= rt.median() <= 40  # 50-400 ms reaction times
     hand = reaches.behavior["hand_pos"]
     start = info[["start_x", "start_y"]].to_numpy()
     assert np.median(np.linalg.norm(hand[:, 0] - start, axis=1)) < 1.0  # the window starts at the start
@@ -190,7 +194,7 @@ def test_spikes_are_poisson_draws_from_the_rates(reaches):
 def test_trained_policy_reaches_grid_targets(reaches):
     metrics = read_metrics(reaches)
     assert metrics["median_endpoint_error_cm"] < 1.0 and metrics["success_rate"] > 0.8
-    assert metrics["tuned_fraction"] > 0.5
+    assert 10 <= metrics["mean_rate_hz"] <= 40
 
 
 # ---------------------------------------------------------------------- the shipped dataset
@@ -203,7 +207,7 @@ def test_shipped_asset_loads_with_held_out_conditions_and_accurate_reaches():
     assert not set(info.loc[~info["heldout_condition"], "condition_id"]) & heldout
     assert (info.loc[info["heldout_condition"], "split"] == "test").all()
     metrics = read_metrics(data)
-    assert metrics["median_endpoint_error_cm"] < 1.0
+    assert metrics["median_endpoint_error_cm"] < 1.0 and metrics["tuned_fraction"] > 0.5
     assert np.median(info["endpoint_error_cm"]) < 1.0
     assert data.provenance.source.startswith("MotorNet") and data.provenance.licence == "CC0-1.0"
     assert "Codol" in data.provenance.citation and "McCart" in data.provenance.citation

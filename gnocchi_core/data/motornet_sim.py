@@ -4,14 +4,14 @@ Realistic synthetic neural activity with exactly known behaviour. A GRU policy (
 drives the six Hill-type muscles of MotorNet's ``RigidTendonArm26`` (a planar two-joint arm)
 in 10 ms steps. It sees the target (from target onset) and a go cue, both through the visual
 delay, and delayed, noisy proprioceptive (muscle length and velocity) and visual (hand
-position) feedback. Each trial
-holds at a start position, shows a target, waits through a delay, and reaches on the go cue
-and holds. Starts vary across trials, so start and target are separate behavioural
-variables; targets lie on an n×n grid, a few of which are held out as unseen conditions.
+position) feedback. Each trial holds at a start position, shows a target, waits through a
+delay, and reaches on the go cue and holds. Starts vary across trials, so start and target
+are separate behavioural variables; targets lie on an n×n grid, a few of which are held out
+as unseen conditions.
 
 The policy's units are the "neurons": a random subset is read out as Poisson spikes whose
 rates are an exponential of each unit's standardised activity. The policy is trained once
-(backpropagation through the differentiable arm, about 15 minutes on one CPU core), saved as
+(backpropagation through the differentiable arm, about 17 minutes on one CPU core), saved as
 a checkpoint, and reused so the data can be regenerated without retraining.
 
 Positions are in cm relative to the workspace centre (``ArmTaskConfig.centre_cm`` in the
@@ -114,11 +114,13 @@ class TrainConfig:
     """How the policy is trained: random starts and targets anywhere in the workspace.
 
     The loss is the hand's distance to where it should be: the start until ``reaction_steps``
-    after the go cue (which the policy sees after the visual delay), then the target.
-    While the hand should be still (before that switch, and over the final ``hold_steps``)
-    distance and speed are weighted extra, so it holds still and endpoints are precise. Small
-    penalties on muscle activation and unit activity (and its change) keep the solution smooth
-    and economical, as a brain's would be.
+    after the go cue (which the policy sees after the visual delay), then a minimum-jerk path
+    to the target lasting ``reach_steps``, then the target. A bare distance-to-target loss
+    makes the fastest possible, ballistic reach that overshoots and rings; the path gives
+    straight, bell-shaped reaches at monkey-like speeds. While the hand should be still (before
+    the reach, and over the final ``hold_steps``) distance and speed are weighted extra, so it
+    holds still and endpoints are precise. Small penalties on muscle excitation and unit
+    activity, and on how fast each changes, keep the solution smooth and economical.
     """
 
     iterations: int = 1200
@@ -128,12 +130,14 @@ class TrainConfig:
     catch_fraction: float = 0.1  # trials with no go cue, so the policy learns to wait for it
     curriculum_fraction: float = 0.3  # delays grow from short to full over this part of training
     reaction_steps: int = 10
+    reach_steps: int = 35  # duration of the minimum-jerk path the hand should follow
     hold_steps: int = 30  # the last steps of a trial, weighted extra
     weight_hold: float = 2.0
     weight_hold_speed: float = 0.1
-    weight_activation: float = 0.05
-    weight_units: float = 0.01
-    weight_unit_change: float = 1.0
+    weight_activation: float = 5.0
+    weight_activation_change: float = 50.0
+    weight_units: float = 0.1
+    weight_unit_change: float = 10.0
     grad_clip: float = 1.0
     seed: int = 0
 
@@ -147,6 +151,7 @@ class TrainConfig:
         _require(0 <= c.curriculum_fraction <= 1, n, "curriculum_fraction", "in [0, 1]", c.curriculum_fraction)
         _require(c.hold_steps >= 1, n, "hold_steps", ">= 1", c.hold_steps)
         _require(c.reaction_steps >= 0, n, "reaction_steps", ">= 0", c.reaction_steps)
+        _require(c.reach_steps >= 1, n, "reach_steps", ">= 1", c.reach_steps)
 
 
 @dataclass(frozen=True)
@@ -381,14 +386,19 @@ def random_trials(task: ArmTaskConfig, n: int, rng: np.random.Generator, delay_m
     return Trials(start, target, target_on, go, n_steps)
 
 
-def _goal(trials: Trials, lag: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where the hand should be at each step (T, B, 2), the start until ``lag`` steps after the
-    go cue and the target after, and whether it should still be at the start (T, B)."""
+def _goal(trials: Trials, lag: int, reach_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the hand should be at each step (T, B, 2), and whether it should be still at the start (T, B).
+
+    The start until ``lag`` steps after the go cue, then a minimum-jerk path to the target over
+    ``reach_steps``, then the target.
+    """
     step = torch.arange(trials.n_steps)[:, None]
-    waiting = step < torch.as_tensor(trials.go)[None, :] + lag
+    moving_from = torch.as_tensor(trials.go)[None, :] + lag
+    tau = ((step - moving_from) / reach_steps).clamp(0.0, 1.0)[..., None]
+    progress = tau**3 * (10 - 15 * tau + 6 * tau**2)
     start = torch.tensor(trials.start_cm, dtype=torch.float32)[None]
     target = torch.tensor(trials.target_cm, dtype=torch.float32)[None]
-    return torch.where(waiting[..., None], start, target), waiting
+    return start + progress * (target - start), step < moving_from
 
 
 def train_policy(task: ArmTaskConfig = ArmTaskConfig(), train: TrainConfig = TrainConfig(),
@@ -435,16 +445,17 @@ def train_policy(task: ArmTaskConfig = ArmTaskConfig(), train: TrainConfig = Tra
 
 def _loss(out: dict[str, torch.Tensor], trials: Trials, train: TrainConfig) -> tuple[torch.Tensor, float]:
     """Training loss and the batch's median endpoint error (cm) on cued trials."""
-    goal, still = _goal(trials, train.reaction_steps)
+    goal, still = _goal(trials, train.reaction_steps, train.reach_steps)
     still[-train.hold_steps:] = True
     still = still.float() / still.float().sum()
     distance = torch.linalg.vector_norm(out["pos"] - goal, dim=-1)  # (T, B), cm
     speed = torch.linalg.vector_norm(out["vel"], dim=-1)
-    units = out["units"]
+    units, excitation = out["units"], out["excitation"]
     loss = (distance.mean()
             + train.weight_hold * (distance * still).sum()
             + train.weight_hold_speed * (speed * still).sum()
-            + train.weight_activation * out["excitation"].pow(2).mean()
+            + train.weight_activation * excitation.pow(2).mean()
+            + train.weight_activation_change * (excitation[1:] - excitation[:-1]).pow(2).mean()
             + train.weight_units * units.pow(2).mean()
             + train.weight_unit_change * (units[1:] - units[:-1]).pow(2).mean())
     cued = torch.as_tensor(trials.go) < trials.n_steps
@@ -716,9 +727,9 @@ def plot_dataset(data: TrialData, path: str | os.PathLike, n_units: int = 4, pat
             ax.scatter(*target[i], s=260, facecolor="none", edgecolor="k", lw=1.8, zorder=4)
     ax.scatter([], [], s=260, facecolor="none", edgecolor="k", lw=1.8, label="held-out target (dashed paths)")
     ax.set(aspect="equal", xlabel="hand x (cm)", ylabel="hand y (cm)",
-           title=f"Hand paths ({paths_per_target} per target), {-data.window_ms[0]:g} ms before to "
-                 f"{data.window_ms[1]:g} ms after onset")
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+           title=f"Hand paths ({paths_per_target} per target)\n{-data.window_ms[0]:g} ms before to "
+                 f"{data.window_ms[1]:g} ms after movement onset")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8, frameon=False)
 
     speed = np.linalg.norm(data.behavior["hand_vel"], axis=-1)
     ax = fig.add_subplot(grid[0, 1])
@@ -749,7 +760,7 @@ def plot_dataset(data: TrialData, path: str | os.PathLike, n_units: int = 4, pat
     fig.suptitle(f"MotorNet arm, GRU policy: {data.n_trials} trials, {len(conditions)} targets, "
                  f"{data.n_neurons} neurons; {tuning_text(metrics)}; colour = target position", fontsize=11)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -764,11 +775,11 @@ def _target_colours(target: np.ndarray) -> np.ndarray:
 
 
 def _most_tuned(data: TrialData, n: int) -> np.ndarray:
-    """Neurons whose condition-averaged movement-period rate varies most across targets (by F-like ratio)."""
+    """Neurons whose mean movement-period rate (0-400 ms) differs most across targets, relative to their mean."""
     cond = data.trial_info["condition_id"].to_numpy()
     rate = (data.rates if data.rates is not None else data.spikes).astype(float)
-    late = data.bin_centers_ms >= 0
-    per_trial = rate[:, late].mean(axis=1)
+    centres = data.bin_centers_ms
+    per_trial = rate[:, (centres >= 0) & (centres < 400)].mean(axis=1)
     means = np.stack([per_trial[cond == c].mean(axis=0) for c in np.unique(cond)])
-    ratio = means.var(axis=0) / (per_trial.var(axis=0) + 1e-9)
-    return np.sort(np.argsort(ratio)[::-1][:n])
+    depth = (means.max(axis=0) - means.min(axis=0)) / (per_trial.mean(axis=0) + 1e-9)
+    return np.sort(np.argsort(depth)[::-1][:n])
