@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
+from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
@@ -100,4 +104,121 @@ def bench_quality(model_dir: str, data_path: str, *, steps: int | None = None, s
               f"condition averages over {samples} draws per trial; smoothed data: the recorded test trials")
         for key in ("r2_generated", "r2_generated_condition_avg", "r2_smoothed_data", "r2_smoothed_data_condition_avg"):
             print(f"  {key:<32} {result[key]:8.3f}")
+    return result
+
+
+# ---------------------------------------------------------------------- LFADS: training speed and co-bps
+#: MC_Maze_Small as NLB tensors, in the shared data folder beside the repository.
+DEFAULT_NLB_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mc_maze_small" / "mc_maze_small_full.h5"
+#: Measured on this machine on the same split (NLB train trials → eval trials), for comparison.
+REFERENCE_COBPS = {"lfads-torch (its nlb_mc_maze_small config)": 0.131, "NLB smoothing baseline": 0.116}
+REFERENCE_LFADS_TORCH_S_PER_EPOCH = 1.56
+
+
+def eval_trials_as_valid(data):
+    """NLB's 'val' phase, as lfads-torch runs it: the eval trials (split 'test' after `import_nlb`)
+    become the validation trials, the ones early stopping watches and co-bps is measured on."""
+    info = data.trial_info.copy()
+    info.loc[info["split"] == "test", "split"] = "valid"
+    return dataclasses.replace(data, trial_info=info)
+
+
+def load_heldout_split(path: str | os.PathLike) -> tuple:
+    """(dataset, split to evaluate co-bps on, description) for an NLB tensor file or a GNOCCHI dataset.
+
+    NLB tensors: all train trials train (``valid_fraction=0``) and the eval trials, with their
+    held-out neurons, validate and are evaluated. A GNOCCHI dataset keeps its splits: train on
+    'train', validate on 'valid', evaluate on 'test' (or 'valid' if it has no test trials).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise GnocchiError(f"{path}: file not found (pass --data)")
+    with h5py.File(path, "r") as f:
+        nlb = "train_spikes_heldin" in f
+    if nlb:
+        from .data.nlb import import_nlb
+
+        data = eval_trials_as_valid(import_nlb(path, valid_fraction=0.0))
+        return data, "valid", "NLB 'val' phase: train on the train trials, validate and evaluate on the eval trials"
+    data = load_dataset(path)
+    has_test = bool((data.trial_info["split"] == "test").any())
+    return data, "test" if has_test else "valid", "dataset splits: train → valid (early stopping) → " + \
+        ("test (co-bps)" if has_test else "valid (co-bps)")
+
+
+def _machine_load() -> str:
+    load = os.getloadavg()[0]
+    cores = os.cpu_count() or 1
+    busy = "busy" if load > 0.5 else "idle"
+    return f"load average {load:.2f} on {cores} cores ({busy} before the run)"
+
+
+def bench_train_lfads(data_path: str | os.PathLike | None = None, *, epochs: int = 25, warmup: int = 5,
+                      threads: int | None = None, device: str = "cpu") -> dict:
+    """Seconds per training epoch of LFADS at lfads-torch's mc_maze_small sizes (the defaults).
+
+    75 training trials at batch 64 are two optimisation steps per epoch (64 + 11; the last
+    batch is kept, as lfads-torch's loader keeps it); each epoch also validates on the 25 eval
+    trials and writes checkpoints, as in real training. The first `warmup` epochs (TorchScript
+    specialises the loops during the first calls) are not counted.
+    """
+    import tempfile
+
+    from .models.lfads import LfadsConfig, LfadsModel
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    data, _, description = load_heldout_split(data_path or DEFAULT_NLB_FILE)
+    config = LfadsConfig()
+    config.train = dataclasses.replace(config.train, epochs=warmup + epochs, patience=10**9)
+    n_train = int((data.trial_info["split"] == "train").sum())
+    steps = -(-n_train // config.train.batch_size)
+    print(f"LFADS training speed on {data_path or DEFAULT_NLB_FILE}")
+    print(f"  {description}; {n_train} train trials × {data.n_bins} bins, batch {config.train.batch_size} "
+          f"→ {steps} steps per epoch; {torch.get_num_threads()} threads; {_machine_load()}")
+    stamps: list[float] = []
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        LfadsModel(config, device=device).fit(data, out, progress=False,
+                                              on_epoch_end=lambda record: stamps.append(time.perf_counter()))
+    times = np.diff([start] + stamps)[warmup:]
+    median = float(np.median(times))
+    print(f"  median {median:.3f} s/epoch over {len(times)} epochs (min {times.min():.3f}, max {times.max():.3f}); "
+          f"lfads-torch: {REFERENCE_LFADS_TORCH_S_PER_EPOCH} s/epoch; {_machine_load().split(' (')[0]} after")
+    return {"median_s_per_epoch": median, "epoch_s": times.tolist(), "steps_per_epoch": steps,
+            "threads": torch.get_num_threads()}
+
+
+def bench_cobps(data_path: str | os.PathLike, *, epochs: int | None = None, seed: int = 0,
+                out_dir: str | os.PathLike | None = None, device: str = "cpu", progress: bool = True) -> dict:
+    """Train LFADS with the default config and print co-bps on held-out neurons, with the NLB
+    smoothing baseline on the same trials (both scored by `bits_per_spike`)."""
+    import tempfile
+
+    from .analysis.baselines import smoothing_baseline
+    from .analysis.metrics import bits_per_spike
+    from .models.lfads import LfadsConfig, LfadsModel
+
+    data, eval_split, description = load_heldout_split(data_path)
+    heldout = data.heldout_neurons
+    if not heldout.any():
+        raise GnocchiError(f"{data_path}: no held-out neurons to score co-bps on")
+    config = LfadsConfig()
+    config.train = dataclasses.replace(config.train, seed=seed, **({} if epochs is None else {"epochs": epochs}))
+    train, evaluated = data.split("train"), data.split(eval_split)
+    print(f"co-bps on {evaluated.n_trials} {eval_split} trials × {int(heldout.sum())} held-out neurons of {data_path}")
+    print(f"  {description}")
+    with tempfile.TemporaryDirectory() as tmp:
+        model = LfadsModel(config, device=device).fit(data, out_dir or tmp, progress=progress)
+    rates = model.infer(evaluated, seed=seed)["output_params"]
+    result = {"lfads": bits_per_spike(rates[:, :, heldout], evaluated.spikes[:, :, heldout])}
+    _, smoothed = smoothing_baseline(train.spikes[:, :, ~heldout], train.spikes[:, :, heldout],
+                                     evaluated.spikes[:, :, ~heldout], bin_ms=data.bin_ms)
+    result["smoothing"] = bits_per_spike(smoothed, evaluated.spikes[:, :, heldout])
+    best = min(model.history, key=lambda r: r["valid_loss"])
+    print(f"  LFADS (defaults, {len(model.history)} epochs, best at {best['epoch']}, "
+          f"{config.posterior_samples} posterior samples)  co-bps {result['lfads']:.4f}")
+    print(f"  smoothing baseline (60 ms, Poisson GLM α 0.1)           co-bps {result['smoothing']:.4f}")
+    for name, value in REFERENCE_COBPS.items():
+        print(f"  reference: {name:<42} co-bps {value:.3f}")
     return result

@@ -124,6 +124,20 @@ def _build_parser() -> argparse.ArgumentParser:
     gnocchi.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     gnocchi.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     gnocchi.set_defaults(run=_train_gnocchi)
+    lfads = train_models.add_parser(
+        "lfads", help="the LFADS baseline (lfads-torch's architecture)",
+        description="Train LFADS on the 'train' trials, validating on 'valid'; encoders read the held-in neurons, "
+                    "the readout reconstructs all. Also writes OUT/lfads_output_{data name}.h5 with lfads-torch's "
+                    "output keys. --data may be a GNOCCHI dataset or an lfads-torch input file.")
+    lfads.add_argument("--data", required=True, help="a GNOCCHI dataset or an lfads-torch input file (.h5)")
+    lfads.add_argument("--out", required=True, help="model folder to write")
+    lfads.add_argument("--epochs", type=int, help="maximum epochs (default 800; early stopping may end sooner)")
+    lfads.add_argument("--seed", type=int, help="random seed (default 0)")
+    lfads.add_argument("--config", help="JSON file of LfadsConfig fields to override")
+    lfads.add_argument("--bin-ms", type=float, help="bin width in ms, for lfads-torch files gnocchi did not write")
+    lfads.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    lfads.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    lfads.set_defaults(run=_train_lfads)
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     bench_commands = bench.add_subparsers(title="benchmarks", metavar="BENCHMARK")
@@ -147,6 +161,27 @@ def _build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--steps", type=int, help="DDIM steps (default: the model's)")
     quality.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     quality.set_defaults(run=_bench_quality)
+    bench_train = bench_commands.add_parser(
+        "train", help="training speed (seconds per epoch) of a model",
+        description="LFADS at lfads-torch's mc_maze_small sizes on MC_Maze_Small (75 train trials, 140 bins, "
+                    "batch 64): median seconds per epoch, validation and checkpoints included.")
+    bench_train.add_argument("model", choices=("lfads",), help="the model to time")
+    bench_train.add_argument("--data", help="NLB tensor file or GNOCCHI dataset "
+                             "(default: ../shared/data/mc_maze_small/mc_maze_small_full.h5)")
+    bench_train.add_argument("--epochs", type=int, default=25, help="timed epochs (default 25, after 5 warm-up)")
+    bench_train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    bench_train.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    bench_train.set_defaults(run=_bench_train)
+    cobps = bench_commands.add_parser(
+        "cobps", help="co-bps of LFADS (default config) and of the NLB smoothing baseline",
+        description="Train LFADS with its defaults and score held-out neurons' bits per spike (nlb_tools' "
+                    "formula); NLB tensor files: train trials → eval trials, as NLB's 'val' phase.")
+    cobps.add_argument("--data", required=True, help="NLB tensor file (e.g. mc_maze_small_full.h5) or GNOCCHI dataset")
+    cobps.add_argument("--epochs", type=int, help="maximum LFADS epochs (default: the config's)")
+    cobps.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    cobps.add_argument("--out", help="keep the trained model in this folder")
+    cobps.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    cobps.set_defaults(run=_bench_cobps)
     return parser
 
 
@@ -302,19 +337,12 @@ def _data_export_lfads(args) -> None:
 
 
 def _train_gnocchi(args) -> None:
-    import json
-
     from .data import load_dataset
     from .models.gnocchi import GnocchiConfig, GnocchiModel
     from .models.training import resolve_device
 
     data = load_dataset(args.data)
-    overrides = json.loads(Path(args.config).read_text()) if args.config else {}
-    train_overrides = overrides.setdefault("train", {})
-    if args.epochs is not None:
-        train_overrides["epochs"] = args.epochs
-    if args.seed is not None:
-        train_overrides["seed"] = args.seed
+    overrides = _config_overrides(args)
     config = GnocchiConfig.from_dict(overrides)
     device = resolve_device(args.device)
     print(f"training GNOCCHI on {args.data} ({data.n_trials} trials, {data.n_bins} bins, "
@@ -323,6 +351,59 @@ def _train_gnocchi(args) -> None:
     best = min(model.history, key=lambda r: r["valid_loss"])
     print(f"done: {len(model.history)} epochs, best valid loss {best['valid_loss']:.4f} at epoch "
           f"{best['epoch']}; model in {args.out}")
+
+
+def _config_overrides(args) -> dict:
+    """Config fields from --config (JSON), with --epochs and --seed applied on top."""
+    import json
+
+    overrides = json.loads(Path(args.config).read_text()) if args.config else {}
+    train_overrides = overrides.setdefault("train", {})
+    if args.epochs is not None:
+        train_overrides["epochs"] = args.epochs
+    if args.seed is not None:
+        train_overrides["seed"] = args.seed
+    return overrides
+
+
+def _train_lfads(args) -> None:
+    from .data import load_dataset
+    from .data.lfads_h5 import import_lfads
+    from .models.lfads import LfadsConfig, LfadsModel, write_lfads_output
+    from .models.training import resolve_device
+
+    if not os.path.isfile(args.data):
+        raise FileNotFoundError(f"{args.data}: file not found")
+    with h5py.File(args.data, "r") if h5py.is_hdf5(args.data) else open(os.devnull) as f:
+        lfads_input = isinstance(f, h5py.File) and "train_encod_data" in f
+    if lfads_input:
+        data = import_lfads(args.data, bin_ms=args.bin_ms)
+    else:
+        data = load_dataset(args.data)
+    overrides = _config_overrides(args)
+    config = LfadsConfig.from_dict(overrides)
+    device = resolve_device(args.device)
+    print(f"training LFADS on {args.data} ({data.n_trials} trials, {data.n_bins} bins, {data.n_neurons} neurons, "
+          f"{int(data.heldout_neurons.sum())} held out) on {device}")
+    model = LfadsModel(config, device=args.device).fit(data, args.out, resume=args.resume)
+    best = min(model.history, key=lambda r: r["valid_loss"])
+    heldout = f", held-out neurons {best['valid_heldout_bps']:.4f} bits/spike" if "valid_heldout_bps" in best else ""
+    output = Path(args.out) / f"lfads_output_{Path(args.data).stem}.h5"
+    write_lfads_output(model, data, output)
+    print(f"done: {len(model.history)} epochs, best valid loss {best['valid_loss']:.4f} at epoch {best['epoch']}"
+          f"{heldout}; model in {args.out}; outputs in {output}")
+
+
+def _bench_train(args) -> None:
+    from .bench import bench_train_lfads
+
+    bench_train_lfads(args.data, epochs=args.epochs, threads=args.threads, device=args.device)
+
+
+def _bench_cobps(args) -> None:
+    from .bench import bench_cobps
+
+    bench_cobps(args.data, epochs=args.epochs, seed=args.seed, out_dir=args.out, device=args.device)
 
 
 def _bench_sample(args) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import gammaln
 
 
 def behaviour_axes(codes: np.ndarray, behaviour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,3 +50,38 @@ def condition_average(values: np.ndarray, conditions: np.ndarray) -> tuple[np.nd
     """Mean over the trials of each condition: (conditions, …) and the condition labels."""
     labels = np.unique(conditions)
     return np.stack([values[conditions == c].mean(axis=0) for c in labels]), labels
+
+
+def poisson_nll(rates: np.ndarray, spikes: np.ndarray) -> float:
+    """Total Poisson negative log-likelihood Σ r − k·log r + log k! of counts k under expected counts r.
+
+    As nlb_tools: entries where ``spikes`` is NaN are ignored; zero rates are read as 1e-9;
+    negative or NaN rates are an error.
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    spikes = np.asarray(spikes, dtype=np.float64)
+    if rates.shape != spikes.shape:
+        raise ValueError(f"rates and spikes must have the same shape, found {rates.shape} and {spikes.shape}")
+    valid = ~np.isnan(spikes)
+    rates, spikes = rates[valid], spikes[valid]
+    if np.isnan(rates).any():
+        raise ValueError("rates contain NaN where spikes are observed")
+    if (rates < 0).any():
+        raise ValueError("rates must be non-negative")
+    rates = np.where(rates == 0, 1e-9, rates)
+    return float(np.sum(rates - spikes * np.log(rates) + gammaln(spikes + 1.0)))
+
+
+def bits_per_spike(rates: np.ndarray, spikes: np.ndarray) -> float:
+    """Bits per spike of predicted rates, exactly as nlb_tools' `bits_per_spike` (co-bps on held-out neurons).
+
+    ``rates`` are *expected counts per bin* (spikes/s × bin width in s), the same shape as
+    ``spikes`` (trials, bins, neurons), or any (…, neurons). The null model predicts each
+    neuron's mean count over all the evaluated trials and bins. Result:
+    (LL_model − LL_null) / (total spikes · ln 2), with the full Poisson log-likelihood.
+    """
+    spikes = np.asarray(spikes, dtype=np.float64)
+    if spikes.ndim < 2:
+        raise ValueError(f"spikes must be (..., neurons), found shape {spikes.shape}")
+    null = np.broadcast_to(np.nanmean(spikes, axis=tuple(range(spikes.ndim - 1)), keepdims=True), spikes.shape)
+    return (poisson_nll(null, spikes) - poisson_nll(rates, spikes)) / np.nansum(spikes) / np.log(2)

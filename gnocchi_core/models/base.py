@@ -12,6 +12,7 @@ shape, training summary) and ``model.pt`` (tensors only; loaded with ``weights_o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -33,6 +34,33 @@ class Generated:
     rates: np.ndarray
     codes: np.ndarray
     spikes: np.ndarray | None = None
+
+
+class ModelFolder:
+    """What both models share once trained: the data shape they were fitted to, and their config."""
+
+    config: object
+    data_info: dict
+    net: object | None
+
+    @property
+    def n_neurons(self) -> int:
+        return self.data_info["n_neurons"]
+
+    @property
+    def n_bins(self) -> int:
+        return self.data_info["n_bins"]
+
+    @property
+    def bin_ms(self) -> float:
+        return self.data_info["bin_ms"]
+
+    def _config_dict(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    def _require_trained(self) -> None:
+        if self.net is None:
+            raise GnocchiError("the model is not trained: call fit() or gnocchi_core.load_model(DIR)")
 
 
 @runtime_checkable
@@ -83,4 +111,8 @@ def load_model(model_dir: str | os.PathLike, device: str = "auto") -> Generative
         from .gnocchi.model import GnocchiModel
 
         return GnocchiModel.load(model_dir, device=device)
+    if kind == "lfads":
+        from .lfads.model import LfadsModel
+
+        return LfadsModel.load(model_dir, device=device)
     raise GnocchiError(f"{model_dir}: unknown model kind {kind!r} in {CONFIG_FILE}")

@@ -13,6 +13,7 @@ the EMA weights with the lowest validation loss; those are what a model samples 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -89,6 +90,41 @@ def load_weights(module: nn.Module, weights: dict, source: str | os.PathLike) ->
     except RuntimeError as err:
         detail = " ".join(str(err).split())[:400]
         raise GnocchiError(f"{source}: weights do not match the model's config ({detail})") from None
+
+
+def record_run(out_dir: str | os.PathLike, run: dict, resume: bool) -> None:
+    """Write what is being trained to ``out_dir/run.json``; on resume, require it to match exactly.
+
+    A resumed run must be the interrupted run (same config, data, preprocessing): the learning-rate
+    schedule and the data order depend on all of it. The error names every field that differs.
+    """
+    out_dir = Path(out_dir)
+    path = out_dir / "run.json"
+    run = json.loads(json.dumps(run))
+    if not resume:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(run, indent=1))
+        return
+    if not (out_dir / LAST).is_file():
+        raise GnocchiError(f"{out_dir}: nothing to resume (no {LAST})")
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    differences = _differences(previous, run)
+    if differences:
+        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        raise GnocchiError(f"{out_dir}: cannot resume: this run differs from the interrupted one ({shown}); "
+                           f"resume with the same settings (see {path}) or train into a new folder")
+
+
+def _differences(before, now, prefix: str = "") -> list[str]:
+    """'key.path: old → new' for every leaf that differs between two JSON-like values."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        return [line for key in sorted(set(before) | set(now), key=str)
+                for line in _differences(before.get(key, "missing"), now.get(key, "missing"),
+                                         f"{prefix}.{key}" if prefix else str(key))]
+    if before == now:
+        return []
+    show = lambda v: (json.dumps(v) if len(json.dumps(v)) <= 40 else json.dumps(v)[:37] + "...")  # noqa: E731
+    return [f"{prefix or 'run'}: {show(before)} → {show(now)}"]
 
 
 class Trainer:

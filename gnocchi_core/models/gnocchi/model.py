@@ -52,9 +52,9 @@ from ...atomic import atomic_path
 from ...data.preprocessing import Preprocessing
 from ...data.trialdata import TrialData
 from ...errors import GnocchiError
-from ..base import CONFIG_FILE, WEIGHTS_FILE, Generated, poisson_spikes, read_config, trial_counts
+from ..base import CONFIG_FILE, Generated, ModelFolder, WEIGHTS_FILE, poisson_spikes, read_config, trial_counts
 from ..priors import CodeMixture
-from ..training import LAST, Trainer, TrainConfig, load_checkpoint, load_weights, resolve_device
+from ..training import LAST, Trainer, TrainConfig, record_run, load_checkpoint, load_weights, resolve_device
 from .diffusion import NoiseSchedule, ddim_sample, ddpm_sample
 from .losses import mmd
 from .networks import Denoiser, Encoder
@@ -120,7 +120,7 @@ class GnocchiNet(nn.Module):
         return {"loss": loss, "score": score, "rec": rec, "mmd": prior}
 
 
-class GnocchiModel:
+class GnocchiModel(ModelFolder):
     """Fit on a TrialData, then `encode` trials to codes and `generate` trials from codes."""
 
     kind = "gnocchi"
@@ -136,18 +136,6 @@ class GnocchiModel:
         self.history: list[dict] = []
 
     # ------------------------------------------------------------------ shape
-    @property
-    def n_neurons(self) -> int:
-        return self.data_info["n_neurons"]
-
-    @property
-    def n_bins(self) -> int:
-        return self.data_info["n_bins"]
-
-    @property
-    def bin_ms(self) -> float:
-        return self.data_info["bin_ms"]
-
     # ------------------------------------------------------------------ training
     def fit(self, data: TrialData, out_dir: str | os.PathLike, *, resume: bool = False,
             progress: bool = True) -> "GnocchiModel":
@@ -169,7 +157,8 @@ class GnocchiModel:
         self.clip_x0 = float(cfg.x0_clip_margin * x_train.abs().max())
         self.net = GnocchiNet(cfg, data.n_neurons, data.n_bins)
 
-        self._check_resumable(out_dir, resume)
+        record_run(out_dir, {"config": self._config_dict(), "data": self.data_info,
+                             "preprocessing": self.preprocessing.to_dict()}, resume)
         trainer = Trainer(self.net, cfg.train, out_dir, self.device, progress=progress)
         if resume:
             trainer.restore(out_dir / LAST)
@@ -178,22 +167,6 @@ class GnocchiModel:
         self.mixture = CodeMixture.fit(self.encode(train), cfg.prior_components, cfg.train.seed)
         self.save(out_dir)
         return self
-
-    def _check_resumable(self, out_dir: Path, resume: bool) -> None:
-        """Record what is being trained; a resume must match it exactly."""
-        run = {"config": self._config_dict(), "data": self.data_info,
-               "preprocessing": self.preprocessing.to_dict()}
-        path = out_dir / "run.json"
-        if resume:
-            if not (out_dir / LAST).is_file():
-                raise GnocchiError(f"{out_dir}: nothing to resume (no {LAST})")
-            previous = json.loads(path.read_text()) if path.is_file() else None
-            if previous != json.loads(json.dumps(run)):
-                raise GnocchiError(f"{out_dir}: cannot resume: the config or data differ from the interrupted run "
-                                   f"(see {path})")
-            return
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(run, indent=1))
 
     # ------------------------------------------------------------------ the interface
     @torch.no_grad()
@@ -295,9 +268,3 @@ class GnocchiModel:
         """Counts (n, bins, neurons) → float32 tensor (n, neurons, bins) the networks read."""
         return torch.from_numpy(self.preprocessing.transform(counts).astype(np.float32)).transpose(1, 2).contiguous()
 
-    def _config_dict(self) -> dict:
-        return dataclasses.asdict(self.config)
-
-    def _require_trained(self) -> None:
-        if self.net is None:
-            raise GnocchiError("the model is not trained: call fit() or gnocchi_core.load_model(DIR)")

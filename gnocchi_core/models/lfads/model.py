@@ -1,0 +1,449 @@
+"""LFADS (Pandarinath et al. 2018) as lfads-torch builds it, behind GNOCCHI's generation interface.
+
+A bidirectional GRU reads a trial's held-in spikes and gives the posterior over the generator's
+initial condition (IC); a second bidirectional GRU feeds a controller GRU that, bin by bin, sees
+it (lagged) and the previous factors and infers an input to the generator; the generator's state
+goes through a kernel-normalised linear map to factors, and a linear readout gives every neuron's
+Poisson log-rate, held-out neurons included (they are reconstructed but never encoded, as in the
+Neural Latents Benchmark). Training maximises the Poisson likelihood under coordinated dropout
+(Keshtkaran & Pandarinath 2019: inputs dropped at random are the only ones whose reconstruction
+carries gradient, so the model cannot learn to copy spikes through), minus KL penalties (IC
+against a learnable-mean Gaussian, inferred inputs against an AR(1) prior) and L2 penalties on
+the recurrent weights, both ramped in linearly. At inference outputs are averaged over samples
+of the posteriors (lfads-torch's posterior sampling).
+
+Defaults are lfads-torch's `nlb_mc_maze_small` config where it fixes a value: IC encoder 100,
+controller-input encoder 80 with lag 1, controller 80, 4 inferred inputs, IC 100, generator 100,
+40 factors, coordinated dropout 0.3, state clip 5, IC prior variance 0.1 and posterior variance
+floor 1e-4, AR(1) prior τ = 10 bins and innovation variance 0.1, loss scale 1e4 with gradient
+clipping at 200 (so 0.02 on the unscaled loss), Adam at 4e-3, no weight decay, batch 64.
+lfads-torch leaves the regularisers to population-based training ("sampled"); here they are
+fixed, inside AutoLFADS's search ranges, to values chosen by cross-validation on the 75
+MC_Maze_Small *training* trials only (60/15 splits, held-out-neuron co-bps; never the eval
+trials): dropout 0.3, KL scales 1e-5 (IC and inputs), L2 1e-3 (generator, controller),
+ramped over the first 300 steps, up to 800 epochs with early stopping. A model this size
+(~0.35 M parameters) against 75 trials overfits within a few hundred steps without them.
+Cross-validated co-bps (3 folds, `bench cobps`-style scoring): 0.121 with KL_IC 1e-4 and 500
+epochs, 0.145 with 1e-5, 0.202 with 1e-5 and 800 epochs (dropout 0.1: 0.200).
+
+Departures from lfads-torch, none changing the model: the recurrent loops are fused kernels with
+hand-written backpropagation (kernels.py; ~5× faster on CPU); ramps count optimisation steps, not
+epochs (a step counter buffer, so resume is exact); the inferred-input KL uses the sample that
+drove the generator; validation scores the posterior means (no sampling noise), and the
+`valid_loss` the trainer early-stops on is the reconstruction term, what lfads-torch monitors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ...atomic import atomic_path
+from ...data.trialdata import TrialData
+from ...errors import GnocchiError
+from ..base import CONFIG_FILE, Generated, ModelFolder, WEIGHTS_FILE, poisson_spikes, read_config, trial_counts
+from ..priors import CodeMixture
+from ..training import LAST, Trainer, TrainConfig, record_run, load_checkpoint, load_weights, resolve_device
+from .modules import Decoder, Encoder, FanInLinear
+from .priors import AutoregressivePrior, GaussianICPrior
+
+FORMAT_VERSION = 1
+BATCH = 256  # trials per forward pass when encoding / generating / sampling posteriors
+OUTPUT_NAMES = ("output_params", "factors", "ic_mean", "ic_std", "co_means", "co_stds", "gen_states",
+                "gen_init", "gen_inputs", "con_states")  # lfads-torch's SessionOutput fields, in order
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(epochs=800, batch_size=64, lr=4e-3, weight_decay=0.0, warmup_steps=50,
+                       min_lr_fraction=0.05, grad_clip=200.0, ema_decay=0.99, patience=150,
+                       checkpoint_every=10)
+
+
+@dataclass
+class LfadsConfig:
+    # architecture (lfads-torch nlb_mc_maze_small)
+    ic_enc_dim: int = 100
+    ci_enc_dim: int = 80  # 0 (or con_dim / co_dim 0) turns the controller off
+    ci_lag: int = 1
+    con_dim: int = 80
+    co_dim: int = 4
+    ic_dim: int = 100
+    gen_dim: int = 100
+    fac_dim: int = 40
+    cell_clip: float = 5.0
+    # priors and posteriors
+    ic_prior_variance: float = 0.1
+    ic_post_var_min: float = 1e-4
+    co_prior_tau: float = 10.0  # bins
+    co_prior_noise_variance: float = 0.1
+    # regularisation
+    dropout_rate: float = 0.3
+    cd_rate: float = 0.3  # coordinated dropout
+    kl_ic_scale: float = 1e-5
+    kl_co_scale: float = 1e-5
+    l2_gen_scale: float = 1e-3
+    l2_con_scale: float = 1e-3
+    l2_ic_enc_scale: float = 0.0
+    l2_ci_enc_scale: float = 0.0
+    kl_start_step: int = 0
+    kl_increase_steps: int = 300
+    l2_start_step: int = 0
+    l2_increase_steps: int = 300
+    loss_scale: float = 1e4
+    # inference
+    posterior_samples: int = 50
+    prior_components: int = 10
+    train: TrainConfig = field(default_factory=_default_train)
+
+    @property
+    def use_controller(self) -> bool:
+        return self.ci_enc_dim > 0 and self.con_dim > 0 and self.co_dim > 0
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "LfadsConfig":
+        params = dict(params)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(params) - known
+        if unknown:
+            raise GnocchiError(f"unknown LFADS config fields {sorted(unknown)}")
+        train = dataclasses.asdict(_default_train())
+        train_overrides = params.get("train", {})
+        bad = set(train_overrides) - set(train)
+        if bad:
+            raise GnocchiError(f"unknown training config fields {sorted(bad)}")
+        params["train"] = TrainConfig(**(train | train_overrides))
+        return cls(**params)
+
+
+def ramp(step: Tensor, start: int, increase: int) -> Tensor:
+    """0 before `start`, then linear to 1 over `increase` steps (lfads-torch's formula, in steps)."""
+    return torch.clamp((step.to(torch.float32) + 1 - start) / (increase + 1), 0.0, 1.0)
+
+
+class LfadsNet(nn.Module):
+    """Encoders, decoder, readout and priors, with the training losses. Counts are (trials, bins, neurons)."""
+
+    def __init__(self, config: LfadsConfig, n_neurons: int, n_bins: int, heldout: np.ndarray | list[bool]):
+        super().__init__()
+        self.config = config
+        self.n_neurons, self.n_bins = n_neurons, n_bins
+        heldout = np.asarray(heldout, dtype=bool)
+        if heldout.shape != (n_neurons,) or heldout.all():
+            raise GnocchiError("LFADS needs at least one held-in neuron to encode")
+        # not a buffer: the trainer's EMA averages buffers, which would corrupt integer indices
+        self.heldin_index = torch.as_tensor(np.flatnonzero(~heldout), dtype=torch.long)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))  # optimisation steps taken (ramps)
+        c = config
+        ci_enc_dim = c.ci_enc_dim if c.use_controller else 0
+        self.encoder = Encoder(len(self.heldin_index), c.ic_enc_dim, c.ic_dim, ci_enc_dim, c.ci_lag, c.cell_clip,
+                               c.dropout_rate, c.ic_post_var_min)
+        self.decoder = Decoder(c.ic_dim, c.gen_dim, c.fac_dim, 2 * ci_enc_dim, c.con_dim, c.co_dim, c.cell_clip,
+                               c.dropout_rate)
+        self.readout = FanInLinear(c.fac_dim, n_neurons)
+        self.ic_prior = GaussianICPrior(c.ic_dim, c.ic_prior_variance)
+        self.co_prior = AutoregressivePrior(c.co_dim, c.co_prior_tau, c.co_prior_noise_variance) \
+            if c.use_controller else None
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, encod: Tensor, sample: bool, n_bins: int | None = None) -> dict[str, Tensor]:
+        """Held-in counts (trials, bins, held-in) → every LFADS output, batch-major.
+
+        ``sample``: draw the IC and inferred inputs from their posteriors (else their means).
+        """
+        ic_mean, ic_std, ci = self.encoder(encod)
+        ic = ic_mean + ic_std * torch.randn_like(ic_mean) if sample else ic_mean
+        out = self.decoder(ic, ci, n_bins or encod.shape[1], sample)
+        out = {k: (v.transpose(0, 1) if v.dim() == 3 else v) for k, v in out.items()}
+        out.update(ic_mean=ic_mean, ic_std=ic_std, log_rates=self.readout(out["factors"]))
+        return out
+
+    def heldin(self, counts: Tensor) -> Tensor:
+        return counts.index_select(2, self._heldin_on(counts.device))
+
+    def _heldin_on(self, device: torch.device) -> Tensor:
+        if self.heldin_index.device != device:
+            self.heldin_index = self.heldin_index.to(device)
+        return self.heldin_index
+
+    # ------------------------------------------------------------------ training
+    def coordinated_dropout(self, counts: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder input with a random `cd_rate` of held-in entries zeroed (the rest scaled up), and the
+        mask of loss entries that carry gradient: the dropped ones, and every held-out neuron."""
+        encod = self.heldin(counts)
+        grad_mask = torch.ones_like(counts)
+        rate = self.config.cd_rate
+        if not self.training or rate <= 0:
+            return encod, grad_mask
+        keep = torch.rand_like(encod).ge_(rate)  # 1 with probability 1 − rate
+        grad_mask.index_copy_(2, self._heldin_on(counts.device), 1 - keep)
+        return encod * keep / (1 - rate), grad_mask
+
+    def losses(self, batch: list[Tensor]) -> dict[str, Tensor]:
+        cfg = self.config
+        counts = batch[0]
+        encod, grad_mask = self.coordinated_dropout(counts)
+        out = self(encod, sample=self.training)
+        nll = poisson_nll(out["log_rates"], counts)
+        # only dropped entries pass gradient; the others still count towards the value
+        recon = (nll * grad_mask + (nll * (1 - grad_mask)).detach()).mean()
+        kl_ic = self.ic_prior.kl(out["ic_mean"], out["ic_std"])
+        kl_co = self.co_prior.kl(out["co_means"], out["co_stds"], out["gen_inputs"]) \
+            if self.co_prior is not None else recon.new_zeros(())
+        l2 = self.l2_penalty()
+        terms = {"recon": recon, "kl_ic": kl_ic, "kl_co": kl_co, "l2": l2}
+        if self.training:
+            kl_ramp = ramp(self.step, cfg.kl_start_step, cfg.kl_increase_steps)
+            l2_ramp = ramp(self.step, cfg.l2_start_step, cfg.l2_increase_steps)
+            loss = cfg.loss_scale * (recon + l2_ramp * l2 + kl_ramp * (cfg.kl_ic_scale * kl_ic
+                                                                     + cfg.kl_co_scale * kl_co))
+            self.step += 1
+            return {"loss": loss, **terms}
+        # validation: the reconstruction cost lfads-torch monitors, and held-out neurons' bits per spike
+        terms["loss"] = cfg.loss_scale * recon
+        heldout = torch.ones(self.n_neurons, dtype=torch.bool, device=counts.device)
+        heldout[self._heldin_on(counts.device)] = False
+        if heldout.any():
+            terms["heldout_bps"] = torch_bits_per_spike(out["log_rates"][..., heldout], counts[..., heldout])
+        return terms
+
+    def l2_penalty(self) -> Tensor:
+        """lfads-torch: Σ scale · ½‖W_hh‖² over the penalised recurrent kernels, ÷ their total size."""
+        cfg = self.config
+        kernels = [(self.decoder.gen.weight_hh, cfg.l2_gen_scale), (self.encoder.ic_enc.weight_hh, cfg.l2_ic_enc_scale)]
+        if self.decoder.use_con:
+            kernels += [(self.decoder.con.weight_hh, cfg.l2_con_scale),
+                        (self.encoder.ci_enc.weight_hh, cfg.l2_ci_enc_scale)]
+        penalty = self.readout.weight.new_zeros(())
+        size = 0
+        for weight, scale in kernels:
+            if scale > 0:
+                penalty = penalty + scale * 0.5 * weight.pow(2).sum()
+                size += weight.numel()
+        return penalty / (size + 1e-8)
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def posterior_average(self, counts: Tensor, samples: int, n_bins: int | None = None) -> dict[str, Tensor]:
+        """Every output averaged over `samples` draws of the IC and inferred-input posteriors (no dropout);
+        ``output_params`` are the rates in expected counts per bin, as lfads-torch writes them."""
+        self.eval()
+        encod = self.heldin(counts)
+        ic_mean, ic_std, ci = self.encoder(encod)
+        n, bins = len(counts), n_bins or counts.shape[1]
+        reps = max(1, samples)
+        ic = ic_mean.repeat(reps, 1)
+        if samples > 0:
+            ic = ic + ic_std.repeat(reps, 1) * torch.randn_like(ic)
+        ci = ci.repeat(1, reps, 1) if ci is not None else None
+        out = self.decoder(ic, ci, bins, samples > 0)
+        out["output_params"] = torch.exp(self.readout(out["factors"]))
+        averaged = {}
+        for name, value in out.items():
+            if value.dim() == 3:  # time-major (bins, reps·n, ·) → (n, bins, ·)
+                value = value.view(bins, reps, n, -1).mean(1).transpose(0, 1)
+            else:
+                value = value.view(reps, n, -1).mean(0)
+            averaged[name] = value
+        averaged.update(ic_mean=ic_mean, ic_std=ic_std)
+        return averaged
+
+
+def poisson_nll(log_rates: Tensor, counts: Tensor) -> Tensor:
+    """Exact Poisson negative log-likelihood per entry (with the log-factorial term)."""
+    return torch.exp(log_rates) - counts * log_rates + log_factorial(counts)
+
+
+def log_factorial(counts: Tensor) -> Tensor:
+    """log(k!) of non-negative whole counts, by table look-up (lgamma is ~5× slower elementwise)."""
+    with torch.no_grad():
+        top = int(counts.max()) if counts.numel() else 0
+        table = torch.lgamma(torch.arange(top + 2, dtype=counts.dtype, device=counts.device))
+        return table[(counts + 1).long()]
+
+
+def torch_bits_per_spike(log_rates: Tensor, counts: Tensor) -> Tensor:
+    """`analysis.metrics.bits_per_spike` on tensors (null: each neuron's mean over the batch)."""
+    null = counts.mean((0, 1), keepdim=True).clamp_min(1e-9)
+    nll_model = poisson_nll(log_rates, counts).sum()
+    nll_null = poisson_nll(torch.log(null).expand_as(counts), counts).sum()
+    return (nll_null - nll_model) / (counts.sum().clamp_min(1.0) * math.log(2))
+
+
+class LfadsModel(ModelFolder):
+    """Fit on a TrialData, then `encode` trials to IC codes and `generate` trials from codes."""
+
+    kind = "lfads"
+
+    def __init__(self, config: LfadsConfig | None = None, device: str = "auto"):
+        self.config = config or LfadsConfig()
+        self.device = resolve_device(device)
+        self.net: LfadsNet | None = None
+        self.mixture: CodeMixture | None = None
+        self.data_info: dict = {}
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def code_dim(self) -> int:
+        return self.config.ic_dim
+
+    # ------------------------------------------------------------------ training
+    def fit(self, data: TrialData, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
+            on_epoch_end=None) -> "LfadsModel":
+        """Train on the 'train' trials (held-out conditions excluded), validate on 'valid'.
+
+        Encoders read the held-in neurons only; the readout reconstructs all of them.
+        """
+        cfg = self.config
+        out_dir = Path(out_dir)
+        info = data.trial_info
+        train = data.subset(trials=((info["split"] == "train") & ~info["heldout_condition"]).to_numpy())
+        if not (info["split"] == "valid").any():
+            raise GnocchiError("the dataset has no 'valid' trials to validate on")
+        if train.n_trials == 0:
+            raise GnocchiError("the dataset has no 'train' trials to train on")
+        valid = data.subset(trials=(info["split"] == "valid").to_numpy())
+        torch.manual_seed(cfg.train.seed)
+        self.data_info = {"n_neurons": data.n_neurons, "n_bins": data.n_bins, "bin_ms": data.bin_ms,
+                          "t0_ms": data.t0_ms, "neuron_ids": data.neuron_ids.tolist(),
+                          "heldout_neurons": data.heldout_neurons.tolist(), "source": data.provenance.source}
+        self.net = LfadsNet(cfg, data.n_neurons, data.n_bins, data.heldout_neurons)
+        record_run(out_dir, {"kind": self.kind, "config": self._config_dict(), "data": self.data_info}, resume)
+        trainer = Trainer(self.net, cfg.train, out_dir, self.device, progress=progress)
+        if resume:
+            trainer.restore(out_dir / LAST)
+        self.history = trainer.fit([_counts(train.spikes)], [_counts(valid.spikes)], on_epoch_end=on_epoch_end)
+        self.net = trainer.best_module()
+        self.mixture = CodeMixture.fit(self.encode(train), cfg.prior_components, cfg.train.seed)
+        self.save(out_dir)
+        return self
+
+    # ------------------------------------------------------------------ the interface
+    @torch.no_grad()
+    def encode(self, trials: TrialData | np.ndarray) -> np.ndarray:
+        """IC posterior means (n, ic_dim) of trials given as a TrialData or counts (n, bins, neurons).
+
+        Only the held-in neurons are read; held-out columns may hold anything.
+        """
+        self._require_trained()
+        counts = _counts(trial_counts(trials, self.n_bins, self.n_neurons))
+        self.net.eval()
+        codes = [self.net.encoder(self.net.heldin(chunk.to(self.device)))[0].cpu() for chunk in counts.split(BATCH)]
+        return torch.cat(codes).numpy()
+
+    @torch.no_grad()
+    def generate(self, codes: np.ndarray, *, steps: int | None = None, noise: np.ndarray | None = None,
+                 seed: int | None = None, spikes: bool = False) -> Generated:
+        """Trials from initial conditions: rates (n, bins, neurons) in spikes/s, optionally Poisson spikes.
+
+        The generator runs from each IC alone. With a controller, its inferred inputs are set to
+        their prior mean (zero at every bin), or to ``noise`` (n, bins, co_dim) when given — e.g.
+        draws from the AR(1) prior or a real trial's inferred inputs. Rates are then a deterministic
+        function of the code; ``seed`` only draws the spikes. ``steps`` is the number of bins to
+        unroll (default: the trials' length; more extrapolates the dynamics).
+        """
+        self._require_trained()
+        codes = np.atleast_2d(np.asarray(codes, dtype=np.float32))
+        if codes.ndim != 2 or codes.shape[1] != self.code_dim:
+            raise GnocchiError(f"codes must have {self.code_dim} dimensions, found shape {codes.shape}")
+        n_bins = int(steps) if steps is not None else self.n_bins
+        if n_bins < 1:
+            raise GnocchiError(f"steps must be at least 1 bin, got {steps}")
+        co_dim = self.net.decoder.co_dim
+        inputs = None
+        if noise is not None:
+            inputs = torch.as_tensor(np.asarray(noise, dtype=np.float32))
+            if tuple(inputs.shape) != (len(codes), n_bins, co_dim) or co_dim == 0:
+                raise GnocchiError(f"noise (inferred inputs) must have shape {(len(codes), n_bins, co_dim)} "
+                                   f"(trials, bins, inferred inputs), found {tuple(inputs.shape)}")
+        self.net.eval()
+        chunks = []
+        for start in range(0, len(codes), BATCH):
+            ic = torch.from_numpy(codes[start:start + BATCH]).to(self.device)
+            chunk_inputs = None if inputs is None else inputs[start:start + BATCH].transpose(0, 1).to(self.device)
+            factors = self.net.decoder.generate(ic, chunk_inputs, n_bins)
+            chunks.append(torch.exp(self.net.readout(factors)).transpose(0, 1).cpu())
+        rates = (torch.cat(chunks).numpy() * (1000.0 / self.bin_ms)).astype(np.float32)
+        return Generated(rates=rates, codes=codes, spikes=poisson_spikes(rates, self.bin_ms, seed) if spikes else None)
+
+    def sample_prior(self, n: int, *, seed: int | None = None, kind: str = "gaussian") -> np.ndarray:
+        """ICs for unconditional generation: the learned IC prior N(mean, 0.1·I), or 'mixture' fitted
+        to the training trials' IC posterior means."""
+        self._require_trained()
+        if kind == "gaussian":
+            generator = torch.Generator().manual_seed(seed if seed is not None
+                                                      else int(np.random.SeedSequence().entropy % 2**63))
+            return self.net.ic_prior.sample(n, generator).numpy().astype(np.float32)
+        if kind == "mixture":
+            return self.mixture.sample(n, seed).astype(np.float32)
+        raise ValueError(f"unknown prior '{kind}': choose 'gaussian' or 'mixture'")
+
+    # ------------------------------------------------------------------ reconstruction
+    def infer(self, trials: TrialData | np.ndarray, *, samples: int | None = None,
+              seed: int | None = 0) -> dict[str, np.ndarray]:
+        """lfads-torch's outputs for trials, averaged over posterior samples (default `posterior_samples`).
+
+        Keys are lfads-torch's (`output_params` = rates in counts per bin, `factors`, `ic_mean`, ...),
+        arrays batch-major; neurons in the dataset's order.
+        """
+        self._require_trained()
+        counts = _counts(trial_counts(trials, self.n_bins, self.n_neurons))
+        samples = self.config.posterior_samples if samples is None else samples
+        batch = max(1, BATCH // max(1, samples))
+        devices = [self.device] if self.device.type == "cuda" else []
+        parts = []
+        with torch.random.fork_rng(devices=devices):
+            if seed is not None:
+                torch.manual_seed(seed)
+            for chunk in counts.split(batch):
+                out = self.net.posterior_average(chunk.to(self.device), samples)
+                parts.append({name: out[name].cpu() for name in OUTPUT_NAMES})
+        return {name: torch.cat([p[name] for p in parts]).numpy() for name in OUTPUT_NAMES}
+
+    def reconstruct(self, trials: TrialData | np.ndarray, *, samples: int | None = None,
+                    seed: int | None = 0) -> np.ndarray:
+        """Denoised rates (n, bins, neurons) in spikes/s: posterior-averaged, held-out neurons included."""
+        return self.infer(trials, samples=samples, seed=seed)["output_params"] * (1000.0 / self.bin_ms)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, model_dir: str | os.PathLike) -> None:
+        """``config.json`` + ``model.pt`` (tensors only), each written atomically."""
+        self._require_trained()
+        model_dir = Path(model_dir)
+        with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
+            torch.save({"net": self.net.state_dict(), "mixture": self.mixture.to_tensors()}, tmp)
+        summary = dict(self.history[-1]) if self.history else {}
+        config = {"kind": self.kind, "format_version": FORMAT_VERSION, "config": self._config_dict(),
+                  "data": self.data_info, "epochs_trained": len(self.history), "last_epoch": summary}
+        with atomic_path(model_dir / CONFIG_FILE) as tmp:
+            tmp.write_text(json.dumps(config, indent=1))
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike, device: str = "auto") -> "LfadsModel":
+        saved = read_config(model_dir)
+        if saved.get("kind") != cls.kind or saved.get("format_version") != FORMAT_VERSION:
+            raise GnocchiError(f"{model_dir}: not an LFADS model of format {FORMAT_VERSION} "
+                               f"(kind {saved.get('kind')!r}, format {saved.get('format_version')!r})")
+        model = cls(LfadsConfig.from_dict(saved["config"]), device=device)
+        model.data_info = saved["data"]
+        model.net = LfadsNet(model.config, model.n_neurons, model.n_bins,
+                             model.data_info["heldout_neurons"]).to(model.device)
+        weights = load_checkpoint(Path(model_dir) / WEIGHTS_FILE, model.device)
+        load_weights(model.net, weights["net"], Path(model_dir) / WEIGHTS_FILE)
+        model.mixture = CodeMixture.from_tensors(weights["mixture"])
+        model.net.eval()
+        return model
+
+    # ------------------------------------------------------------------ helpers
+
+
+def _counts(spikes: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(spikes, dtype=np.float32))
