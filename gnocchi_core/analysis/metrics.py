@@ -85,3 +85,74 @@ def bits_per_spike(rates: np.ndarray, spikes: np.ndarray) -> float:
         raise ValueError(f"spikes must be (..., neurons), found shape {spikes.shape}")
     null = np.broadcast_to(np.nanmean(spikes, axis=tuple(range(spikes.ndim - 1)), keepdims=True), spikes.shape)
     return (poisson_nll(null, spikes) - poisson_nll(rates, spikes)) / np.nansum(spikes) / np.log(2)
+
+
+def principal_axes(codes: np.ndarray, n: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PCA of codes: unit axes (n, L) by decreasing variance, their explained-variance ratios, the mean."""
+    codes = np.asarray(codes, dtype=np.float64)
+    mean = codes.mean(axis=0)
+    _, singular, vt = np.linalg.svd(codes - mean, full_matrices=False)
+    variance = singular ** 2
+    return vt[:n], variance[:n] / variance.sum(), mean
+
+
+def axis_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised dot product a·b / (‖a‖‖b‖) of two axes (Fig 3D): 0 orthogonal, ±1 parallel."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def navigation_codes(reference: np.ndarray, axis: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    """Codes stepped along ``axis``: reference (n, L) + δ·axis for each δ → (steps, n, L)."""
+    return np.asarray(reference)[None] + np.asarray(deltas)[:, None, None] * np.asarray(axis)[None, None]
+
+
+def navigation_effect(variables: np.ndarray, deltas: np.ndarray, intended: int) -> tuple[float, float]:
+    """How a traversal moved the behaviour it was meant to move, and how much else it moved (Fig 3B–D).
+
+    ``variables`` (steps, n, K): the behavioural variables decoded from trials generated at each
+    step δ (in the intended variable's units) from n reference codes; ``deltas`` (steps,).
+    Returns
+      - slope: least-squares slope of the intended variable (mean over references) against δ
+        (1 = it moved exactly as commanded);
+      - unintended movement: Σ over the other variables of their mean absolute deviation from
+        the value at the reference (δ = 0, or the step nearest it), averaged over steps and
+        references, divided by the mean |δ| commanded: cm of unwanted movement per cm commanded
+        (0 = a perfectly isolated traversal).
+    """
+    variables = np.asarray(variables, dtype=np.float64)
+    deltas = np.asarray(deltas, dtype=np.float64)
+    mean = variables[:, :, intended].mean(axis=1)
+    slope = float(np.polyfit(deltas, mean, 1)[0])
+    origin = int(np.argmin(np.abs(deltas)))
+    others = [k for k in range(variables.shape[2]) if k != intended]
+    deviation = np.abs(variables[:, :, others] - variables[origin][None, :, others]).sum(axis=2).mean()
+    return slope, float(deviation / np.mean(np.abs(deltas)))
+
+
+def heldout_target_error(train_codes: np.ndarray, train_targets: np.ndarray, heldout_codes: np.ndarray,
+                         heldout_targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean error per held-out trial of targets predicted from codes (Fig 3E–F, 4E–F).
+
+    A linear map codes → targets (ridge, alpha by leave-one-out CV) is fitted on trials of
+    held-in conditions and applied to the inferred codes of trials whose targets the model
+    never saw. Returns the distance between predicted and true target per held-out trial (in
+    the targets' units) and the predicted targets.
+    """
+    from sklearn.linear_model import RidgeCV
+
+    ridge = RidgeCV(alphas=np.logspace(-4, 3, 15)).fit(train_codes, train_targets)
+    predicted = ridge.predict(heldout_codes)
+    return np.linalg.norm(predicted - np.asarray(heldout_targets), axis=1), predicted
+
+
+def velocity_r2(train_rates: np.ndarray, train_velocity: np.ndarray, eval_rates: np.ndarray,
+                eval_velocity: np.ndarray) -> float:
+    """Hand-velocity decoding R² as NLB reports it: ridge (alpha by CV) from rates to velocity on the
+    training trials, variance-weighted R² (`sklearn.metrics.r2_score`) on the evaluated ones."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import r2_score
+
+    flat = lambda x: np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])  # noqa: E731
+    ridge = RidgeCV(alphas=np.logspace(-3, 5, 17)).fit(flat(train_rates), flat(train_velocity))
+    return float(r2_score(flat(eval_velocity), ridge.predict(flat(eval_rates)), multioutput="variance_weighted"))

@@ -1,0 +1,100 @@
+"""Behaviour decoders: from rates to hand kinematics, so every generated trial has a decoded reach.
+
+A ridge regression (scikit-learn `RidgeCV`, alpha by leave-one-out cross-validation) maps a bin's
+population rates (spikes/s, Gaussian-smoothed when they are spike counts) to hand position and
+velocity in the same bin. It is fitted on recorded training trials and applied unchanged to
+generated trials. From a decoded trajectory, `reach_variables` reads the decoded start (mean
+position over the bins before movement onset) and the decoded target (mean position over the
+last bins, the hold at the end of the reach).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import RidgeCV
+
+from ..data.preprocessing import counts_to_rate, gaussian_smooth
+from ..data.trialdata import TrialData
+from ..errors import GnocchiError
+
+ALPHAS = tuple(np.logspace(-2, 5, 15))
+VARIABLES = ("start_x", "start_y", "target_x", "target_y")  # what `reach_variables` returns, in order
+
+
+@dataclass
+class BehaviourDecoder:
+    """Linear map rates (…, neurons) → behaviour (…, outputs), with the outputs' names and units."""
+
+    weights: np.ndarray  # (neurons, outputs)
+    intercept: np.ndarray  # (outputs,)
+    outputs: list[str]  # e.g. hand_pos_x, hand_pos_y, hand_vel_x, hand_vel_y
+    units: list[str]
+    alpha: float
+    sigma_ms: float  # smoothing applied to recorded spikes before decoding
+    fit_r2: float  # cross-validated R² on the fitting trials (mean over outputs)
+
+    @classmethod
+    def fit(cls, data: TrialData, *, fields: tuple[str, ...] = ("hand_pos", "hand_vel"),
+            sigma_ms: float = 40.0) -> "BehaviourDecoder":
+        """Fit on all trials of ``data`` (pass the training split) from smoothed spikes."""
+        missing = [f for f in fields if f not in data.behavior]
+        if missing:
+            raise GnocchiError(f"the dataset has no behaviour field(s) {missing} to decode "
+                               f"(it has {sorted(data.behavior)})")
+        rates = gaussian_smooth(counts_to_rate(data.spikes, data.bin_ms), sigma_ms, data.bin_ms)
+        target = np.concatenate([data.behavior[f] for f in fields], axis=-1)
+        x, y = rates.reshape(-1, rates.shape[-1]), target.reshape(-1, target.shape[-1])
+        ridge = RidgeCV(alphas=ALPHAS, store_cv_results=True).fit(x, y)
+        loo = ridge.cv_results_[:, :, list(ALPHAS).index(ridge.alpha_)]  # (samples, outputs) squared errors
+        fit_r2 = float(np.mean(1 - loo.sum(0) / ((y - y.mean(0)) ** 2).sum(0)))
+        outputs, units = [], []
+        for f in fields:
+            for k in range(data.behavior[f].shape[-1]):
+                outputs.append(f"{f}_{'xyz'[k]}" if data.behavior[f].shape[-1] <= 3 else f"{f}_{k}")
+                units.append(data.behavior_units.get(f, ""))
+        return cls(ridge.coef_.T.astype(np.float64), np.asarray(ridge.intercept_, dtype=np.float64), outputs, units,
+                   float(ridge.alpha_), float(sigma_ms), fit_r2)
+
+    def predict(self, rates: np.ndarray) -> np.ndarray:
+        """Rates (…, neurons) in spikes/s → behaviour (…, outputs)."""
+        rates = np.asarray(rates, dtype=np.float64)
+        if rates.shape[-1] != self.weights.shape[0]:
+            raise GnocchiError(f"the decoder reads {self.weights.shape[0]} neurons, found rates of shape {rates.shape}")
+        return rates @ self.weights + self.intercept
+
+    def predict_spikes(self, spikes: np.ndarray, bin_ms: float) -> np.ndarray:
+        """Recorded counts (trials, bins, neurons): smoothed as at fitting time, then decoded."""
+        return self.predict(gaussian_smooth(counts_to_rate(spikes, bin_ms), self.sigma_ms, bin_ms))
+
+    def position(self, decoded: np.ndarray) -> np.ndarray:
+        """The hand-position columns (…, 2) of a `predict` output."""
+        return decoded[..., [self.outputs.index("hand_pos_x"), self.outputs.index("hand_pos_y")]]
+
+    def to_dict(self) -> dict:
+        return {"weights": self.weights.tolist(), "intercept": self.intercept.tolist(), "outputs": self.outputs,
+                "units": self.units, "alpha": self.alpha, "sigma_ms": self.sigma_ms, "fit_r2": self.fit_r2}
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "BehaviourDecoder":
+        return cls(np.asarray(params["weights"], dtype=np.float64), np.asarray(params["intercept"], dtype=np.float64),
+                   list(params["outputs"]), list(params["units"]), float(params["alpha"]), float(params["sigma_ms"]),
+                   float(params["fit_r2"]))
+
+
+def reach_variables(positions: np.ndarray, bin_centers_ms: np.ndarray, *, start_before_ms: float = 0.0,
+                    end_bins: int = 10) -> np.ndarray:
+    """Decoded (start x, start y, target x, target y) per trial from positions (trials, bins, 2).
+
+    Start: mean position over the bins centred before ``start_before_ms`` (movement onset when
+    trials are aligned to it); target: mean over the last ``end_bins`` bins.
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    before = np.asarray(bin_centers_ms) < start_before_ms
+    if not before.any():
+        before = np.zeros_like(before)
+        before[: min(end_bins, len(before))] = True
+    start = positions[:, before].mean(axis=1)
+    end = positions[:, -end_bins:].mean(axis=1)
+    return np.concatenate([start, end], axis=1)
