@@ -182,6 +182,52 @@ def _build_parser() -> argparse.ArgumentParser:
     cobps.add_argument("--out", help="keep the trained model in this folder")
     cobps.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     cobps.set_defaults(run=_bench_cobps)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="the paper's metrics and figures for one or more trained models on a dataset",
+        description="Code SNR, generated-vs-truth R², latent navigation (slope, unintended movement), axis "
+                    "orthogonality, held-out-target error and velocity R², side by side; writes report.json, "
+                    "report.md and PNG figures to --out.")
+    evaluate.add_argument("--data", required=True, help="the dataset the models were trained on (.h5)")
+    evaluate.add_argument("--model", required=True, action="append", help="model folder (repeat for several)")
+    evaluate.add_argument("--name", action="append", help="display name per --model (default: folder names)")
+    evaluate.add_argument("--out", required=True, help="report folder to write")
+    evaluate.add_argument("--samples", type=int, default=5, help="generated draws per test trial (default 5)")
+    evaluate.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    evaluate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    evaluate.set_defaults(run=_evaluate)
+
+    generate = commands.add_parser(
+        "generate", help="generate trials from codes or along a behaviour axis and save them as a dataset",
+        description="Writes generated trials (Poisson spikes, their rates, decoded kinematics, codes) as a "
+                    "GNOCCHI dataset, and with --lfads also as an lfads-torch input file, e.g. to augment a "
+                    "decoder's training set.")
+    generate.add_argument("--model", required=True, help="trained model folder")
+    source = generate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--codes", help=".npy file of codes (trials, code_dim)")
+    source.add_argument("--navigate", metavar="AXIS", help="walk along a behaviour axis: start_x, start_y, "
+                        "target_x or target_y (needs --data)")
+    source.add_argument("--prior", type=int, metavar="N", help="N codes drawn from the model's code mixture")
+    generate.add_argument("--data", help="the dataset the model was trained on (for --navigate, and to fit a "
+                          "decoder when the model folder has none)")
+    generate.add_argument("--steps", type=int, default=9, help="--navigate: steps across the grid's span (default 9)")
+    generate.add_argument("--references", type=int, default=1, help="--navigate: reference trials (default 1)")
+    generate.add_argument("--seed", type=int, default=0, help="noise and spike seed (default 0)")
+    generate.add_argument("--out", required=True, help="dataset file to write (.h5)")
+    generate.add_argument("--lfads", help="also write an lfads-torch input file here")
+    generate.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    generate.set_defaults(run=_generate)
+
+    assets = commands.add_parser(
+        "build-assets", help="train the default GNOCCHI and LFADS models and their evaluation report",
+        description="Trains both models (seeded) on the shipped MotorNet dataset into assets/models/, with "
+                    "their behaviour decoder and training history, and writes assets/models/report/. "
+                    "Resumes a killed build; a model already built is kept.")
+    assets.add_argument("--data", default=None, help="dataset (default: assets/motornet_reach/motornet_reach.h5)")
+    assets.add_argument("--out", default=None, help="folder (default: assets/models)")
+    assets.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    assets.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    assets.set_defaults(run=_build_assets)
     return parser
 
 
@@ -417,6 +463,60 @@ def _bench_quality(args) -> None:
     from .bench import bench_quality
 
     bench_quality(args.model, args.data, steps=args.steps, device=args.device)
+
+
+
+def _evaluate(args) -> None:
+    from .workflows import evaluate_folders
+
+    metrics = evaluate_folders(args.data, args.model, args.out, names=args.name, samples=args.samples,
+                               seed=args.seed, device=args.device)
+    _print_metrics(metrics)
+    print(f"report: {Path(args.out) / 'report.md'}")
+
+
+def _print_metrics(metrics: dict) -> None:
+    names = list(metrics)
+    keys = list(dict.fromkeys(k for m in metrics.values() for k in m))
+    print(f"{'metric':<34}" + "".join(f"{n:>12}" for n in names))
+    for key in keys:
+        print(f"{key:<34}" + "".join(f"{metrics[n][key]:>12.3f}" if key in metrics[n] else f"{'–':>12}"
+                                      for n in names))
+
+
+def _generate(args) -> None:
+    from .data import load_dataset
+    from .data.lfads_h5 import export_lfads
+    from .models import load_model
+    from .workflows import generated_trials, load_decoder, navigation_plan
+
+    model = load_model(args.model, device=args.device)
+    data = load_dataset(args.data) if args.data else None
+    extra = None
+    if args.navigate:
+        if data is None:
+            raise GnocchiError("--navigate needs --data (the behaviour axes are fitted on its training trials)")
+        codes, extra = navigation_plan(model, data, args.navigate, steps=args.steps, references=args.references)
+    elif args.prior:
+        codes = model.sample_prior(args.prior, seed=args.seed, kind="mixture")
+    else:
+        codes = np.load(args.codes, allow_pickle=False)
+    decoder = load_decoder(args.model, data)
+    trials = generated_trials(model, codes, seed=args.seed, decoder=decoder, extra=extra,
+                              source=str(args.data or model.data_info.get("source", "")))
+    trials.save(args.out)
+    print(f"wrote {args.out}: {trials.n_trials} generated trials × {trials.n_bins} bins × {trials.n_neurons} neurons")
+    if args.lfads:
+        export_lfads(trials, args.lfads)
+        print(f"wrote {args.lfads}: lfads-torch input file")
+
+
+def _build_assets(args) -> None:
+    from .workflows import DEFAULT_DATA, DEFAULT_MODELS, build_assets
+
+    result = build_assets(args.data or DEFAULT_DATA, args.out or DEFAULT_MODELS, seed=args.seed, device=args.device)
+    _print_metrics(result["metrics"])
+
 
 
 if __name__ == "__main__":
