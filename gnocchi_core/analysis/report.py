@@ -12,11 +12,14 @@ Protocol, the same for every model:
 - R² generated vs truth: each held-in test trial's code is generated `samples` times; per
   neuron, R² between condition-averaged generated rates and condition-averaged true rates
   (smoothed recorded rates when the dataset has no ground truth), then the mean over neurons;
-  `r2_generated_single` is the same for single draws against single trials;
+  `r2_generated_single` is the same for single draws against single trials; `r2_truth_ceiling`
+  is the R² that the other held-in trials' condition-averaged true rates reach against the test
+  trials' (what a perfect model of the condition means could reach with this few test trials);
 - navigation: from the held-in test trials' codes, step along axis k by δ ∈ the grid's span
   (in cm), generate, decode the reach with the behaviour decoder fitted on the recorded
   training trials, read start and target; slope and unintended movement as in
-  `metrics.navigation_effect`;
+  `metrics.navigation_effect`; leakage = unintended movement ÷ |slope| (unwanted cm per cm the
+  intended variable really moved);
 - orthogonality: cosine between the target-x and target-y axes (and every pair);
 - held-out conditions: `metrics.heldout_target_error` on the held-out-condition test trials.
 """
@@ -38,8 +41,9 @@ from .metrics import (axis_cosine, behaviour_axes, code_snr, condition_average, 
                       navigation_codes, navigation_effect, principal_axes, r2_per_neuron, velocity_r2)
 
 NAVIGATED = ("target_x", "target_y")  # the axes the report traverses
-METRICS = ("code_snr_target_x", "code_snr_target_y", "r2_generated", "r2_generated_single", "nav_slope_target_x",
-           "nav_slope_target_y", "unintended_target_x", "unintended_target_y", "axis_cos_target_x_target_y",
+METRICS = ("code_snr_target_x", "code_snr_target_y", "r2_generated", "r2_generated_single", "r2_truth_ceiling",
+           "nav_slope_target_x", "nav_slope_target_y", "unintended_target_x", "unintended_target_y",
+           "leakage_target_x", "leakage_target_y", "axis_cos_target_x_target_y",
            "heldout_target_error_cm", "heldout_target_error_frac_grid", "velocity_r2", "decoded_target_error_cm")
 
 
@@ -112,6 +116,11 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
     r2_neurons = r2_per_neuron(truth_avg, generated_avg)
     metrics["r2_generated"] = float(np.mean(r2_neurons))
     metrics["r2_generated_single"] = float(np.mean(r2_per_neuron(truth, draws[0])))
+    if data.rates is not None:  # how well the other held-in trials' truth predicts the test trials' truth
+        others = ~test & ~heldout & np.isin(conditions, conditions[test])
+        if set(conditions[others]) == set(conditions[test]):
+            metrics["r2_truth_ceiling"] = float(np.mean(r2_per_neuron(
+                truth_avg, condition_average(data.rates[others], conditions[others])[0])))
 
     # decoding generated reconstructions of the test trials: velocity R² and target error
     train_rates = model.generate(codes[train], seed=seed).rates
@@ -140,6 +149,8 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
         slope, unintended = navigation_effect(variables, deltas, k)
         metrics[f"nav_slope_{variable}"] = slope
         metrics[f"unintended_{variable}"] = unintended
+        # per cm the intended variable actually moved: a model that barely moves scores 0 above, not here
+        metrics[f"leakage_{variable}"] = unintended / abs(slope) if slope else float("inf")
         navigation[variable] = {"deltas": deltas, "positions": np.stack(paths), "variables": variables}
 
     for a in range(4):
@@ -208,10 +219,13 @@ DESCRIPTIONS = {
     "code_snr_target_y": "code SNR along the target-y axis (↑)",
     "r2_generated": "R² generated vs truth, condition-averaged, mean over neurons (↑)",
     "r2_generated_single": "R² generated vs truth, single trials (↑)",
+    "r2_truth_ceiling": "R² ceiling: other trials' true rates vs the test trials' (data, not model)",
     "nav_slope_target_x": "navigation slope, target x (1 = exact)",
     "nav_slope_target_y": "navigation slope, target y (1 = exact)",
     "unintended_target_x": "unintended movement per cm, navigating target x (↓)",
     "unintended_target_y": "unintended movement per cm, navigating target y (↓)",
+    "leakage_target_x": "unintended movement per cm of achieved target-x movement (↓)",
+    "leakage_target_y": "unintended movement per cm of achieved target-y movement (↓)",
     "axis_cos_target_x_target_y": "cosine between target-x and target-y axes (0 = orthogonal)",
     "heldout_target_error_cm": "held-out target error, cm (↓)",
     "heldout_target_error_frac_grid": "held-out target error / grid spacing (↓)",
