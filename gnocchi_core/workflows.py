@@ -103,11 +103,13 @@ def navigation_plan(model, data: TrialData, variable: str, *, steps: int = 9,
     return stepped.reshape(-1, codes.shape[1]), table
 
 
-def generated_trials(model, codes: np.ndarray, *, seed: int = 0, decoder: BehaviourDecoder | None = None,
-                     extra: pd.DataFrame | None = None, source: str = "") -> TrialData:
+def generated_trials(model, codes: np.ndarray, *, seed: int = 0, steps: int | None = None,
+                     decoder: BehaviourDecoder | None = None, extra: pd.DataFrame | None = None,
+                     source: str = "") -> TrialData:
     """Generated trials as a dataset: Poisson spikes, the rates they were drawn from as ground truth,
-    decoded hand kinematics as behaviour, and the codes as 'latents' (constant over bins)."""
-    out = model.generate(codes, seed=seed)
+    decoded hand kinematics as behaviour, and the codes as 'latents' (constant over bins).
+    ``steps``: sampler steps (GNOCCHI's DDIM; default the model's)."""
+    out = model.generate(codes, seed=seed, steps=steps)
     spikes = poisson_spikes(out.rates, model.bin_ms, seed)
     behavior, units = {}, {}
     if decoder is not None:

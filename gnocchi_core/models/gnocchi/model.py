@@ -136,6 +136,10 @@ class GnocchiModel(ModelFolder):
         self.history: list[dict] = []
 
     # ------------------------------------------------------------------ shape
+    @property
+    def code_dim(self) -> int:
+        return self.config.code_dim
+
     # ------------------------------------------------------------------ training
     def fit(self, data: TrialData, out_dir: str | os.PathLike, *, resume: bool = False,
             progress: bool = True) -> "GnocchiModel":

@@ -341,22 +341,24 @@ class LfadsModel(ModelFolder):
 
     @torch.no_grad()
     def generate(self, codes: np.ndarray, *, steps: int | None = None, noise: np.ndarray | None = None,
-                 seed: int | None = None, spikes: bool = False) -> Generated:
+                 seed: int | None = None, spikes: bool = False, n_bins: int | None = None) -> Generated:
         """Trials from initial conditions: rates (n, bins, neurons) in spikes/s, optionally Poisson spikes.
 
         The generator runs from each IC alone. With a controller, its inferred inputs are set to
         their prior mean (zero at every bin), or to ``noise`` (n, bins, co_dim) when given — e.g.
         draws from the AR(1) prior or a real trial's inferred inputs. Rates are then a deterministic
-        function of the code; ``seed`` only draws the spikes. ``steps`` is the number of bins to
-        unroll (default: the trials' length; more extrapolates the dynamics).
+        function of the code; ``seed`` only draws the spikes. ``steps`` (sampler steps, in the shared
+        interface) does not apply: LFADS has no sampler. ``n_bins`` is the number of bins to unroll
+        (default: the trials' length; more extrapolates the dynamics).
         """
         self._require_trained()
         codes = np.atleast_2d(np.asarray(codes, dtype=np.float32))
         if codes.ndim != 2 or codes.shape[1] != self.code_dim:
             raise GnocchiError(f"codes must have {self.code_dim} dimensions, found shape {codes.shape}")
-        n_bins = int(steps) if steps is not None else self.n_bins
+        requested = n_bins
+        n_bins = int(n_bins) if n_bins is not None else self.n_bins
         if n_bins < 1:
-            raise GnocchiError(f"steps must be at least 1 bin, got {steps}")
+            raise GnocchiError(f"n_bins must be at least 1, got {requested}")
         co_dim = self.net.decoder.co_dim
         inputs = None
         if noise is not None:

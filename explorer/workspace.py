@@ -1,0 +1,182 @@
+"""What the dashboard works on, computed once per server: the dataset, the models, their codes and axes.
+
+`load_workspace` is wrapped in `pn.cache` by the app, so every browser session shares one copy
+(models load once per server, not per session). Everything here is plain numpy / torch, so the
+view models can be tested without a browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gnocchi_core.analysis.decoding import VARIABLES, BehaviourDecoder, reach_variables
+from gnocchi_core.analysis.metrics import behaviour_axes, principal_axes
+from gnocchi_core.data.preprocessing import counts_to_rate, gaussian_smooth
+from gnocchi_core.data.trialdata import TrialData, load_dataset
+from gnocchi_core.errors import GnocchiError
+from gnocchi_core.models import load_model
+from gnocchi_core.models.base import CONFIG_FILE
+from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS, load_decoder
+
+N_PCS = 4
+COLOUR_VARIABLES = ("target_x", "target_y", "start_x", "start_y", "reach_angle", "condition_id")
+
+
+@dataclass
+class ExplorerConfig:
+    """Where models and data come from: ``--args --models DIR --data FILE`` or GNOCCHI_MODELS / GNOCCHI_DATA."""
+
+    models_dir: Path
+    data_path: Path
+
+    @classmethod
+    def from_sources(cls, argv: list[str] | None = None, environ: dict | None = None) -> "ExplorerConfig":
+        environ = os.environ if environ is None else environ
+        parser = argparse.ArgumentParser(prog="panel serve explorer/app.py --args", add_help=False)
+        parser.add_argument("--models", default=environ.get("GNOCCHI_MODELS", str(DEFAULT_MODELS)))
+        parser.add_argument("--data", default=environ.get("GNOCCHI_DATA", str(DEFAULT_DATA)))
+        args, _ = parser.parse_known_args(argv or [])
+        return cls(Path(args.models).resolve(), Path(args.data).resolve())
+
+
+@dataclass
+class ModelView:
+    """One model as the dashboard needs it."""
+
+    name: str
+    model: object
+    codes: np.ndarray  # (trials, L)
+    axes: np.ndarray  # (L, 4) behaviour axes, VARIABLES order (cm → code)
+    pc_axes: np.ndarray  # (N_PCS, L) unit principal axes
+    pc_scale: np.ndarray  # (N_PCS,) standard deviation of the codes along each
+    pc_mean: np.ndarray  # (L,)
+    pcs: np.ndarray  # (trials, N_PCS)
+
+    def project(self, codes: np.ndarray) -> np.ndarray:
+        return (np.atleast_2d(codes) - self.pc_mean) @ self.pc_axes.T
+
+
+@dataclass
+class Workspace:
+    data: TrialData
+    decoder: BehaviourDecoder
+    models: dict[str, ModelView]
+    neuron_order: np.ndarray  # neurons sorted by preferred target angle
+    smoothed: np.ndarray  # (trials, bins, neurons) recorded rates, smoothed as the decoder reads them
+    real_paths: np.ndarray  # (trials, bins, 2) recorded hand position
+    targets: pd.DataFrame  # unique targets with a held-out flag
+    load_seconds: float
+
+
+def model_folders(models_dir: Path) -> dict[str, Path]:
+    """Sub-folders of ``models_dir`` holding a trained model (config.json), by name."""
+    if not models_dir.is_dir():
+        raise GnocchiError(f"{models_dir}: models folder not found (pass --models DIR or set GNOCCHI_MODELS)")
+    found = {p.name: p for p in sorted(models_dir.iterdir()) if (p / CONFIG_FILE).is_file()}
+    if not found:
+        raise GnocchiError(f"{models_dir}: no trained model folders (each needs {CONFIG_FILE})")
+    return found
+
+
+def load_workspace(models_dir: str | os.PathLike, data_path: str | os.PathLike, device: str = "auto") -> Workspace:
+    """Load the dataset and every model in ``models_dir``; encode all trials; fit axes on training trials."""
+    start = time.perf_counter()
+    data = load_dataset(data_path)
+    info = data.trial_info
+    behaviour = info[list(VARIABLES)].to_numpy(dtype=np.float64)
+    if np.isnan(behaviour).any():
+        raise GnocchiError(f"{data_path}: the explorer needs {list(VARIABLES)} on every trial")
+    train = ((info["split"] == "train") & ~info["heldout_condition"]).to_numpy()
+    models, decoder = {}, None
+    for name, folder in model_folders(Path(models_dir)).items():
+        model = load_model(folder, device=device)
+        if (model.n_bins, model.n_neurons) != (data.n_bins, data.n_neurons):
+            raise GnocchiError(f"{folder}: trained on {model.n_bins} bins × {model.n_neurons} neurons, but "
+                               f"{data_path} has {data.n_bins} × {data.n_neurons}")
+        decoder = decoder or load_decoder(folder, data)
+        codes = model.encode(data)
+        axes, _ = behaviour_axes(codes[train], behaviour[train])
+        pc_axes, _, pc_mean = principal_axes(codes, N_PCS)
+        pcs = (codes - pc_mean) @ pc_axes.T
+        model.generate(codes[:1], seed=0)  # warm-up: the first call pays one-off costs (~2 s), not a user
+        models[name] = ModelView(name, model, codes, axes, pc_axes, pcs.std(axis=0), pc_mean, pcs)
+    smoothed = gaussian_smooth(counts_to_rate(data.spikes, data.bin_ms), decoder.sigma_ms, data.bin_ms)
+    return Workspace(data, decoder, models,
+                     preferred_target_order(smoothed, info["reach_angle"].to_numpy()), smoothed,
+                     data.behavior.get("hand_pos", np.zeros((data.n_trials, data.n_bins, 2))),
+                     target_table(info), time.perf_counter() - start)
+
+
+def preferred_target_order(rates: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Neurons sorted by preferred reach angle (cosine tuning of their mean rate), for readable rasters."""
+    mean = rates.mean(axis=1)  # (trials, neurons)
+    design = np.column_stack([np.cos(angles), np.sin(angles), np.ones_like(angles)])
+    coef, *_ = np.linalg.lstsq(design, mean, rcond=None)
+    return np.argsort(np.arctan2(coef[1], coef[0]))
+
+
+def target_table(info: pd.DataFrame) -> pd.DataFrame:
+    table = info.groupby(["target_x", "target_y"], as_index=False)["heldout_condition"].max()
+    return table.rename(columns={"heldout_condition": "heldout"})
+
+
+@dataclass
+class Generation:
+    """One model's answer to one navigation request."""
+
+    rates: np.ndarray  # (bins, neurons) mean over samples, spikes/s
+    samples: np.ndarray  # (samples, bins, neurons)
+    paths: np.ndarray  # (samples, bins, 2) decoded hand position
+    decoded: np.ndarray  # (4,) decoded start x/y, target x/y (mean over samples)
+    commanded: np.ndarray  # (4,) reference behaviour + slider offsets
+    code: np.ndarray  # (L,)
+    seconds: float
+    device: str
+
+    @property
+    def target_error_cm(self) -> float:
+        """Distance between the decoded and the commanded target (cm)."""
+        return float(np.linalg.norm(self.decoded[2:] - self.commanded[2:]))
+
+    def unintended_cm(self, baseline: "Generation", moved: set[str]) -> float:
+        """Summed |change| since ``baseline`` (the reference, no offsets) of the variables not moved (cm)."""
+        fixed = [k for k, v in enumerate(VARIABLES) if v not in moved]
+        return float(np.abs(self.decoded[fixed] - baseline.decoded[fixed]).sum())
+
+
+def navigate_code(view: ModelView, reference: int, offsets: dict[str, float]) -> np.ndarray:
+    """The reference trial's code moved by ``offsets``: behaviour variables in cm, 'pc1'.. in PC s.d."""
+    code = view.codes[reference].astype(np.float64).copy()
+    for name, value in offsets.items():
+        if not value:
+            continue
+        if name in VARIABLES:
+            code += value * view.axes[:, VARIABLES.index(name)]
+        elif name.startswith("pc"):
+            k = int(name[2:]) - 1
+            code += value * view.pc_scale[k] * view.pc_axes[k]
+        else:
+            raise GnocchiError(f"unknown navigation axis '{name}'")
+    return code
+
+
+def generate_for(workspace: Workspace, view: ModelView, reference: int, offsets: dict[str, float], *,
+                 steps: int, samples: int, seed: int) -> Generation:
+    """Generate ``samples`` trials at the navigated code (fixed noise per seed) and decode their reaches."""
+    start = time.perf_counter()
+    code = navigate_code(view, reference, offsets)
+    codes = np.repeat(code[None].astype(np.float32), samples, axis=0)
+    rates = view.model.generate(codes, seed=seed, steps=steps).rates  # LFADS has no sampler: ignores steps
+    paths = workspace.decoder.position(workspace.decoder.predict(rates))
+    decoded = reach_variables(paths, workspace.data.bin_centers_ms).mean(axis=0)
+    info = workspace.data.trial_info.iloc[reference]
+    commanded = np.array([info[v] + offsets.get(v, 0.0) for v in VARIABLES], dtype=np.float64)
+    return Generation(rates.mean(axis=0), rates, paths, decoded, commanded, code, time.perf_counter() - start,
+                      str(getattr(view.model, "device", "cpu")))

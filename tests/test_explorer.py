@@ -1,0 +1,109 @@
+"""The explorer's view models, without a browser, on the shipped dataset and default models."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import h5py
+import numpy as np
+import pytest
+
+from explorer.state import NavigationState
+from explorer.workspace import ExplorerConfig, generate_for, load_workspace, navigate_code
+from gnocchi_core.errors import GnocchiError
+from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS
+
+
+@pytest.fixture(scope="module")
+def workspace():
+    return load_workspace(DEFAULT_MODELS, DEFAULT_DATA, device="cpu")
+
+
+def test_config_from_arguments_then_environment_then_defaults(tmp_path):
+    assert ExplorerConfig.from_sources([], {}).models_dir == DEFAULT_MODELS.resolve()
+    env = ExplorerConfig.from_sources([], {"GNOCCHI_MODELS": str(tmp_path), "GNOCCHI_DATA": "x.h5"})
+    assert env.models_dir == tmp_path and env.data_path.name == "x.h5"
+    args = ExplorerConfig.from_sources(["--models", str(tmp_path / "m"), "--data", "d.h5"], {"GNOCCHI_DATA": "x.h5"})
+    assert args.models_dir == tmp_path / "m" and args.data_path.name == "d.h5"
+
+
+def test_workspace_holds_both_default_models(workspace):
+    data = workspace.data
+    assert set(workspace.models) == {"gnocchi", "lfads"}
+    for view in workspace.models.values():
+        assert view.codes.shape == (data.n_trials, view.model.code_dim) and view.axes.shape == (view.codes.shape[1], 4)
+        np.testing.assert_allclose(view.project(view.codes), view.pcs, atol=1e-4)
+    assert sorted(workspace.neuron_order) == list(range(data.n_neurons))
+    assert len(workspace.targets) == 25 and workspace.targets["heldout"].sum() == 3
+
+
+def test_workspace_errors_name_the_problem(tmp_path):
+    with pytest.raises(GnocchiError, match="models folder not found"):
+        load_workspace(tmp_path / "missing", DEFAULT_DATA)
+    with pytest.raises(GnocchiError, match="no trained model folders"):
+        load_workspace(tmp_path, DEFAULT_DATA)
+
+
+def test_navigation_moves_the_code_along_the_axis(workspace):
+    view = workspace.models["gnocchi"]
+    moved = navigate_code(view, 3, {"target_x": 2.0, "pc1": 1.0})
+    expected = view.codes[3] + 2.0 * view.axes[:, 2] + view.pc_scale[0] * view.pc_axes[0]
+    np.testing.assert_allclose(moved, expected, rtol=1e-5)
+    with pytest.raises(GnocchiError, match="unknown navigation axis"):
+        navigate_code(view, 3, {"elbow": 1.0})
+
+
+def test_target_x_slider_moves_gnocchis_decoded_endpoint_in_the_commanded_direction(workspace):
+    state = NavigationState(workspace, samples=4, steps=10)
+    state.regenerate()
+    before = state.generations["gnocchi"].decoded[2]
+    state.set_offset("target_x", 4.0)
+    state.regenerate()
+    after = state.generations["gnocchi"]
+    assert after.decoded[2] > before + 1.0, (before, after.decoded[2])
+    assert after.commanded[2] == pytest.approx(workspace.data.trial_info["target_x"].iloc[state.reference] + 4.0)
+    assert state.unintended("gnocchi") >= 0 and after.rates.shape == (workspace.data.n_bins, workspace.data.n_neurons)
+    # fixed initial noise: the same request gives the same sample, so dragging changes the sample smoothly
+    again = generate_for(workspace, workspace.models["gnocchi"], state.reference, state.offsets["gnocchi"],
+                         steps=10, samples=4, seed=0)
+    np.testing.assert_array_equal(again.samples, after.samples)
+
+
+def test_lock_drives_both_models_and_unlocked_only_the_chosen_one(workspace):
+    state = NavigationState(workspace)
+    state.set_offset("target_y", 2.0)
+    assert state.offsets["gnocchi"]["target_y"] == state.offsets["lfads"]["target_y"] == 2.0
+    state.lock, state.drive = False, "lfads"
+    state.set_offset("target_y", -3.0)
+    assert state.offsets["gnocchi"]["target_y"] == 2.0 and state.offsets["lfads"]["target_y"] == -3.0
+    state.reset()
+    assert not any(v for offsets in state.offsets.values() for v in offsets.values())
+
+
+def test_a_stale_request_is_dropped(workspace):
+    state = NavigationState(workspace, samples=2)
+
+    async def two_requests():
+        state.set_offset("target_x", -4.0)
+        first = asyncio.ensure_future(state.regenerate_async())
+        await asyncio.sleep(0)
+        state.set_offset("target_x", 4.0)
+        await asyncio.gather(first, state.regenerate_async())
+
+    applied = []
+    state.param.watch(lambda event: applied.append(event.new["gnocchi"].commanded[2]), "generations")
+    asyncio.run(two_requests())
+    start = workspace.data.trial_info["target_x"].iloc[state.reference]
+    assert applied == [pytest.approx(start + 4.0)] and not state.busy
+
+
+def test_download_writes_the_generated_trials(workspace):
+    from explorer.views import Controls
+
+    state = NavigationState(workspace, samples=3)
+    controls = Controls(state)
+    payload = controls._download()
+    assert isinstance(payload, io.BytesIO) and controls.download.filename.startswith("generated_gnocchi_trial")
+    with h5py.File(payload, "r") as f:
+        assert f["spikes"].shape == (3, workspace.data.n_bins, workspace.data.n_neurons)
