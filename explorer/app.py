@@ -27,24 +27,30 @@ def shared_workspace(models_dir: str, data_path: str):
     return load_workspace(models_dir, data_path)
 
 
-def create_app(config: ExplorerConfig | None = None) -> pn.viewable.Viewable:
-    """One session's page."""
-    config = config or ExplorerConfig.from_sources(sys.argv[1:])
-    workspace = shared_workspace(str(config.models_dir), str(config.data_path))
-    state = NavigationState(workspace)
-    state.regenerate()
-    columns = []
-    for name, view in workspace.models.items():
-        columns.append(pn.Column(f"## {name.upper()}", CodeSpace(state, view), Activity(state, name),
-                                 Reaches(state, name), Readout(state, name), name=f"column-{name}"))
-    busy = pn.indicators.LoadingSpinner(value=False, size=24, name="busy")
-    state.param.watch(lambda event: setattr(busy, "value", event.new), "busy")
-    header = pn.Row(pn.pane.Markdown(
-        f"# GNOCCHI Explorer  \n{workspace.data.n_trials} trials × {workspace.data.n_neurons} neurons from "
-        f"`{config.data_path.name}`; models from `{config.models_dir}`. Drag a slider and release to generate; "
-        f"click a code to make its trial the reference.", width=900), busy)
-    return pn.Column(header, pn.Row(Controls(state), *columns, pn.Column(ReferenceActivity(state))))
+class ExplorerApp(pn.viewable.Viewer):
+    """One browser session: its own navigation state over the server's shared workspace."""
+
+    def __init__(self, config: ExplorerConfig | None = None, **params):
+        super().__init__(**params)
+        self.config = config or ExplorerConfig.from_sources(sys.argv[1:])
+        workspace = shared_workspace(str(self.config.models_dir), str(self.config.data_path))
+        self.state = NavigationState(workspace)
+        self.state.regenerate()
+        columns = [pn.Column(f"## {name.upper()}", CodeSpace(self.state, view), Activity(self.state, name),
+                             Reaches(self.state, name), Readout(self.state, name))
+                   for name, view in workspace.models.items()]
+        busy = pn.indicators.LoadingSpinner(value=False, size=24)
+        self.state.param.watch(lambda event: setattr(busy, "value", event.new), "busy")
+        header = pn.Row(pn.pane.Markdown(
+            f"# GNOCCHI Explorer  \n{workspace.data.n_trials} trials × {workspace.data.n_neurons} neurons from "
+            f"`{self.config.data_path.name}`; models from `{self.config.models_dir}`. Drag a slider and release "
+            f"to generate; click a code to make its trial the reference.", width=900), busy)
+        self._layout = pn.Column(header, pn.Row(Controls(self.state), *columns,
+                                                pn.Column(ReferenceActivity(self.state))))
+
+    def __panel__(self):
+        return self._layout
 
 
 if __name__.startswith("bokeh"):  # run by `panel serve`
-    create_app().servable(title="GNOCCHI Explorer")
+    ExplorerApp().servable(title="GNOCCHI Explorer")

@@ -31,29 +31,35 @@ class CodeSpace(pn.viewable.Viewer):
         info = state.workspace.data.trial_info
         self._table = info[["trial_id", "split", "condition_id", "heldout_condition", "start_x", "start_y",
                             "target_x", "target_y", "reach_angle"]].copy()
-        points = hv.DynamicMap(self._points, streams=[state.param.colour_by, state.param.pc_x, state.param.pc_y])
-        self.tap = hv.streams.Tap(source=points, x=None, y=None)
-        self.tap.add_subscriber(self._clicked)
+        streams = [state.param.colour_by, state.param.pc_x, state.param.pc_y]
+        heldin = hv.DynamicMap(lambda colour_by, pc_x, pc_y: self._points(colour_by, pc_x, pc_y, False), streams=streams)
+        heldout = hv.DynamicMap(lambda colour_by, pc_x, pc_y: self._points(colour_by, pc_x, pc_y, True), streams=streams)
+        # one Tap per DynamicMap of plain Points: HoloViews does not attach streams to overlay-valued maps
+        self.taps = [hv.streams.Tap(source=points, x=None, y=None) for points in (heldin, heldout)]
+        for tap in self.taps:
+            tap.add_subscriber(self._clicked)
         self._marker = hv.streams.Pipe(data=self._marker_data())
         marker = hv.DynamicMap(lambda data: hv.Points(data, ["x", "y"]), streams=[self._marker]).opts(
             color="black", marker="star", size=18, line_color="white")
         reference = hv.DynamicMap(self._reference_point, streams=[state.param.reference, state.param.pc_x,
                                                                     state.param.pc_y])
-        self._plot = (points * reference * marker).opts(title=f"{view.name}: codes")
+        self._plot = (heldin * heldout * reference * marker).opts(title=f"{view.name}: codes",
+                                                                  backend_opts={"plot.name": f"codes-{view.name}"})
         state.param.watch(lambda event: self._marker.send(self._marker_data()), ["generations", "pc_x", "pc_y"])
 
     def _pc(self, label: str) -> int:
         return int(label[2:]) - 1
 
-    def _points(self, colour_by, pc_x, pc_y):
+    def _points(self, colour_by, pc_x, pc_y, heldout: bool):
+        """Held-in trials coloured by ``colour_by``; held-out-condition trials as black crosses."""
         table = self._table.assign(x=self.view.pcs[:, self._pc(pc_x)], y=self.view.pcs[:, self._pc(pc_y)])
-        held = table["heldout_condition"].to_numpy(bool)
+        table = table[table["heldout_condition"].to_numpy(bool) == heldout]
         vdims = [colour_by] + [c for c in self._table.columns if c != colour_by]
-        heldin = hv.Points(table[~held], ["x", "y"], vdims).opts(
-            color=colour_by, cmap="coolwarm", colorbar=True, size=6, tools=["hover", "tap"],
-            nonselection_alpha=1.0, xlabel=pc_x, ylabel=pc_y, clabel=colour_by, **PLOT)
-        heldout = hv.Points(table[held], ["x", "y"], vdims).opts(color="black", size=7, marker="x", tools=["hover"])
-        return heldin * heldout
+        points = hv.Points(table, ["x", "y"], vdims)
+        if heldout:
+            return points.opts(color="black", size=7, marker="x", tools=["hover"])
+        return points.opts(color=colour_by, cmap="coolwarm", colorbar=True, size=6, tools=["hover"],
+                           xlabel=pc_x, ylabel=pc_y, clabel=colour_by, **PLOT)
 
     def _reference_point(self, reference, pc_x, pc_y):
         pcs = self.view.pcs[reference]
@@ -88,7 +94,7 @@ class Activity(pn.viewable.Viewer):
         self._pipe = hv.streams.Pipe(data=self._image_data())
         self._plot = hv.DynamicMap(self._image, streams=[self._pipe]).opts(
             cmap="viridis", colorbar=True, xlabel="time from movement onset (ms)", ylabel="neuron (by preferred target)",
-            title=f"{name}: generated", clabel="spikes/s", **PLOT)
+            title=f"{name}: generated", clabel="spikes/s", backend_opts={"plot.name": f"activity-{name}"}, **PLOT)
         state.param.watch(lambda event: self._pipe.send(self._image_data()), ["generations", "show_spikes"])
 
     def _image_data(self) -> np.ndarray:
@@ -128,6 +134,7 @@ class ReferenceActivity(pn.viewable.Viewer):
 
         self._plot = hv.DynamicMap(image, streams=[state.param.reference]).opts(
             cmap="viridis", colorbar=True, title="reference trial: recorded (smoothed)", clabel="spikes/s",
+            backend_opts={"plot.name": "reference-activity"},
             xlabel="time from movement onset (ms)", ylabel="neuron (by preferred target)", **PLOT)
 
     def __panel__(self):
@@ -155,6 +162,7 @@ class Reaches(pn.viewable.Viewer):
         lim = float(np.abs(targets[["target_x", "target_y"]].to_numpy()).max()) * 1.25
         self._plot = (grid * heldout * real.opts(color="black", line_dash="dashed", line_width=2) * paths * ends).opts(
             hv.opts.Overlay(title=f"{name}: decoded reach", xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal",
+                            backend_opts={"plot.name": f"reach-{name}"},
                             xlabel="x (cm)", ylabel="y (cm)", **{k: v for k, v in PLOT.items() if k != "height"},
                             height=PLOT["height"], show_legend=False))
         state.param.watch(self._update, ["generations"])
