@@ -6,6 +6,7 @@ loaded once per server (`pn.cache`); each browser session gets its own navigatio
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -27,6 +28,15 @@ def shared_workspace(models_dir: str, data_path: str):
     return load_workspace(models_dir, data_path)
 
 
+@contextlib.contextmanager
+def one_update():
+    """Apply a generation's plot updates as one: one websocket message (`pn.io.hold`) and one
+    recomputation of the Bokeh document's model graph (its `freeze`) instead of one per plot."""
+    doc = pn.state.curdoc
+    with pn.io.hold(), (doc.models.freeze() if doc is not None else contextlib.nullcontext()):
+        yield
+
+
 class ExplorerApp(pn.viewable.Viewer):
     """One browser session: its own navigation state over the server's shared workspace."""
 
@@ -35,6 +45,7 @@ class ExplorerApp(pn.viewable.Viewer):
         self.config = config or ExplorerConfig.from_sources(sys.argv[1:])
         workspace = shared_workspace(str(self.config.models_dir), str(self.config.data_path))
         self.state = NavigationState(workspace)
+        self.state.batch = one_update
         self.state.regenerate()
         columns = [pn.Column(f"## {name.upper()}", CodeSpace(self.state, view), Activity(self.state, name),
                              Reaches(self.state, name), Readout(self.state, name))

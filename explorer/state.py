@@ -9,6 +9,7 @@ was made is dropped, so dragging quickly never shows stale samples.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 
 import numpy as np
@@ -48,6 +49,7 @@ class NavigationState(param.Parameterized):
         self._baseline_keys: dict[str, tuple] = {}
         self._requests = itertools.count(1)
         self._latest = 0
+        self.batch = contextlib.nullcontext  # the app sets `pn.io.hold`: one browser update per generation
 
     # ------------------------------------------------------------------ navigation
     def set_offset(self, axis: str, value: float) -> None:
@@ -96,7 +98,8 @@ class NavigationState(param.Parameterized):
             if request == self._latest:
                 self.busy = False
         if request == self._latest:
-            self.generations = results
+            with self.batch():
+                self.generations = results
 
     def unintended(self, name: str) -> float:
         """Summed movement (cm) of the decoded variables no slider asked to move, since the reference."""

@@ -40,7 +40,7 @@ class CodeSpace(pn.viewable.Viewer):
             tap.add_subscriber(self._clicked)
         self._marker = hv.streams.Pipe(data=self._marker_data())
         marker = hv.DynamicMap(lambda data: hv.Points(data, ["x", "y"]), streams=[self._marker]).opts(
-            color="black", marker="star", size=18, line_color="white")
+            color="black", marker="star", size=18, line_color="white", apply_ranges=False)
         reference = hv.DynamicMap(self._reference_point, streams=[state.param.reference, state.param.pc_x,
                                                                     state.param.pc_y])
         self._plot = (heldin * heldout * reference * marker).opts(title=f"{view.name}: codes",
@@ -64,7 +64,7 @@ class CodeSpace(pn.viewable.Viewer):
     def _reference_point(self, reference, pc_x, pc_y):
         pcs = self.view.pcs[reference]
         return hv.Points([(pcs[self._pc(pc_x)], pcs[self._pc(pc_y)])]).opts(
-            fill_alpha=0, line_color="black", line_width=2, size=16)
+            fill_alpha=0, line_color="black", line_width=2, size=16, apply_ranges=False)
 
     def _marker_data(self) -> dict:
         code = self.state.codes()[self.view.name]
@@ -152,35 +152,34 @@ class Reaches(pn.viewable.Viewer):
         grid = hv.Points(targets, ["target_x", "target_y"]).opts(color="grey", marker="x", size=10)
         heldout = hv.Points(targets[targets["heldout"]], ["target_x", "target_y"]).opts(
             fill_alpha=0, line_color="red", size=16, line_width=2)
-        self._paths = hv.streams.Pipe(data=self._path_data())
-        self._ends = hv.streams.Pipe(data=self._end_data())
-        paths = hv.DynamicMap(lambda data: hv.Path(data, ["x", "y"]), streams=[self._paths]).opts(
-            color="#1f77b4", alpha=0.7, line_width=2)
-        ends = hv.DynamicMap(lambda data: hv.Points(data, ["x", "y"], ["kind"]), streams=[self._ends]).opts(
-            color="kind", cmap={"decoded": "#1f77b4", "commanded": "red"}, marker="diamond", size=12)
+        # one stream for both layers: a single refresh of the overlay per generation
+        self._pipe = hv.streams.Pipe(data=self._data())
+        paths = hv.DynamicMap(lambda data: hv.Path(data["paths"], ["x", "y"]), streams=[self._pipe]).opts(
+            color="#1f77b4", alpha=0.7, line_width=2, apply_ranges=False)
+        ends = hv.DynamicMap(lambda data: hv.Points(data["ends"], ["x", "y"], ["kind"]), streams=[self._pipe]).opts(
+            color="kind", cmap={"decoded": "#1f77b4", "commanded": "red"}, marker="diamond", size=12,
+            apply_ranges=False)
         real = hv.DynamicMap(lambda reference: hv.Path([ws.real_paths[reference]]), streams=[state.param.reference])
         lim = float(np.abs(targets[["target_x", "target_y"]].to_numpy()).max()) * 1.25
-        self._plot = (grid * heldout * real.opts(color="black", line_dash="dashed", line_width=2) * paths * ends).opts(
+        self._plot = (grid * heldout * real.opts(color="black", line_dash="dashed", line_width=2, apply_ranges=False) * paths * ends).opts(
             hv.opts.Overlay(title=f"{name}: decoded reach", xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal",
                             backend_opts={"plot.name": f"reach-{name}"},
                             xlabel="x (cm)", ylabel="y (cm)", **{k: v for k, v in PLOT.items() if k != "height"},
                             height=PLOT["height"], show_legend=False))
         state.param.watch(self._update, ["generations"])
 
-    def _path_data(self) -> list:
-        generation = self.state.generations.get(self.model_name)
-        return [] if generation is None else [p for p in generation.paths]
-
-    def _end_data(self) -> dict:
+    def _data(self) -> dict:
         generation = self.state.generations.get(self.model_name)
         if generation is None:
-            return {"x": [], "y": [], "kind": []}
-        return {"x": [generation.decoded[2], generation.commanded[2]], "y": [generation.decoded[3], generation.commanded[3]],
-                "kind": ["decoded", "commanded"]}
+            return {"paths": np.zeros((0, 2)), "ends": {"x": [], "y": [], "kind": []}}
+        decoded, commanded = generation.decoded, generation.commanded
+        gaps = np.full((len(generation.paths), 1, 2), np.nan)  # one NaN-separated line: far cheaper to update
+        return {"paths": np.concatenate([generation.paths, gaps], axis=1).reshape(-1, 2)[:-1],
+                "ends": {"x": [decoded[2], commanded[2]], "y": [decoded[3], commanded[3]],
+                         "kind": ["decoded", "commanded"]}}
 
     def _update(self, event=None) -> None:
-        self._paths.send(self._path_data())
-        self._ends.send(self._end_data())
+        self._pipe.send(self._data())
 
     def __panel__(self):
         return pn.pane.HoloViews(self._plot)

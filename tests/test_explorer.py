@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import h5py
 import numpy as np
@@ -93,7 +94,8 @@ def test_a_stale_request_is_dropped(workspace):
 
     applied = []
     state.param.watch(lambda event: applied.append(event.new["gnocchi"].commanded[2]), "generations")
-    asyncio.run(two_requests())
+    with ThreadPoolExecutor(1) as thread:  # its own event loop (Playwright may hold this thread's)
+        thread.submit(asyncio.run, two_requests()).result()
     start = workspace.data.trial_info["target_x"].iloc[state.reference]
     assert applied == [pytest.approx(start + 4.0)] and not state.busy
 

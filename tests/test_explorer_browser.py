@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import (click_data_point, launch_browser, measure_update, new_page, nudge_slider, serve_app,
+from explorer.browser_testing import (click_data_point, launch_browser, measure_update, new_page, nudge_slider, serve_app,
                      wait_for_bokeh_idle, wait_until)
-from playwright.sync_api import sync_playwright
 
 from explorer.app import ExplorerApp
 from explorer.workspace import ExplorerConfig
@@ -28,11 +27,10 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as playwright:
-        browser = launch_browser(playwright)
-        yield browser
-        browser.close()
+def chromium(playwright):  # pytest-playwright's session-wide Playwright; Debian's Chromium
+    browser = launch_browser(playwright)
+    yield browser
+    browser.close()
 
 
 def open_page(server, chromium, errors):
