@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -22,7 +23,7 @@ from gnocchi_core.data.preprocessing import counts_to_rate, gaussian_smooth
 from gnocchi_core.data.trialdata import TrialData, load_dataset
 from gnocchi_core.errors import GnocchiError
 from gnocchi_core.models import load_model
-from gnocchi_core.models.base import CONFIG_FILE
+from gnocchi_core.models.base import CONFIG_FILE, read_config
 from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS, load_decoder
 
 N_PCS = 4
@@ -85,8 +86,36 @@ def model_folders(models_dir: Path) -> dict[str, Path]:
     return found
 
 
-def load_workspace(models_dir: str | os.PathLike, data_path: str | os.PathLike, device: str = "auto") -> Workspace:
-    """Load the dataset and every model in ``models_dir``; encode all trials; fit axes on training trials."""
+def dataset_choices(data_path: Path) -> list[Path]:
+    """The configured dataset and the other GNOCCHI datasets (.h5) in its folder: what the picker offers."""
+    siblings = sorted(p for p in data_path.parent.glob("*.h5") if p != data_path and _is_dataset(p))
+    return [data_path] + siblings
+
+
+def _is_dataset(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return "spikes" in f and "trial_info" in f
+    except OSError:
+        return False
+
+
+def compatible_models(models_dir: Path, data_path: Path) -> list[str]:
+    """Model folders in ``models_dir`` trained on data of ``data_path``'s shape (from their config.json)."""
+    with h5py.File(data_path, "r") as f:
+        shape = f["spikes"].shape[1:]
+    names = []
+    for name, folder in model_folders(models_dir).items():
+        info = read_config(folder).get("data", {})
+        if (info.get("n_bins"), info.get("n_neurons")) == tuple(shape):
+            names.append(name)
+    return names
+
+
+def load_workspace(models_dir: str | os.PathLike, data_path: str | os.PathLike, device: str = "auto",
+                   names: tuple[str, ...] | None = None) -> Workspace:
+    """Load the dataset and the models in ``models_dir`` (all, or ``names``); encode all trials; fit axes
+    on the held-in training trials."""
     start = time.perf_counter()
     data = load_dataset(data_path)
     info = data.trial_info
@@ -95,7 +124,13 @@ def load_workspace(models_dir: str | os.PathLike, data_path: str | os.PathLike, 
         raise GnocchiError(f"{data_path}: the explorer needs {list(VARIABLES)} on every trial")
     train = ((info["split"] == "train") & ~info["heldout_condition"]).to_numpy()
     models, decoder = {}, None
-    for name, folder in model_folders(Path(models_dir)).items():
+    folders = model_folders(Path(models_dir))
+    unknown = set(names or ()) - set(folders)
+    if unknown:
+        raise GnocchiError(f"{models_dir}: no model folder(s) {sorted(unknown)}")
+    for name, folder in folders.items():
+        if names is not None and name not in names:
+            continue
         model = load_model(folder, device=device)
         if (model.n_bins, model.n_neurons) != (data.n_bins, data.n_neurons):
             raise GnocchiError(f"{folder}: trained on {model.n_bins} bins × {model.n_neurons} neurons, but "
@@ -107,6 +142,8 @@ def load_workspace(models_dir: str | os.PathLike, data_path: str | os.PathLike, 
         pcs = (codes - pc_mean) @ pc_axes.T
         model.generate(codes[:1], seed=0)  # warm-up: the first call pays one-off costs (~2 s), not a user
         models[name] = ModelView(name, model, codes, axes, pc_axes, pcs.std(axis=0), pc_mean, pcs)
+    if not models:
+        raise GnocchiError("no model selected")
     smoothed = gaussian_smooth(counts_to_rate(data.spikes, data.bin_ms), decoder.sigma_ms, data.bin_ms)
     return Workspace(data, decoder, models,
                      preferred_target_order(smoothed, info["reach_angle"].to_numpy()), smoothed,

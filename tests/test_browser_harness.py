@@ -201,30 +201,3 @@ def test_two_pages_have_independent_state(open_app):
     assert float(page_a.locator(".bk-slider-value").first.inner_text()) == pytest.approx(1.3)
     assert float(page_b.locator(".bk-slider-value").first.inner_text()) == pytest.approx(1.0)
     assert errors_a == [] and errors_b == []
-
-
-@pytest.mark.parametrize("template", ["BootstrapTemplate", "FastListTemplate"])
-def test_templates_stay_offline(chromium, template):
-    def factory():
-        tmpl = getattr(pn.template, template)(title="t")
-        tmpl.main.append(pn.widgets.FloatSlider(label="Frequency", start=0, end=1, step=0.1))
-        return tmpl
-
-    server, url = serve_app(factory)
-    try:
-        errors: list[str] = []
-        page = new_page(chromium, errors)
-        page.goto(url)
-        wait_for_bokeh_idle(page)
-        nudge_slider(page, "Frequency", 1)
-        wait_until(lambda: server.sessions and math.isclose(server.sessions[0].main[0].value, 0.1), page=page)
-        print(f"\n{template}: blocked {page.blocked_requests}; console {page.console_messages}")
-        assert errors == []
-        if template == "BootstrapTemplate":   # everything bundled and served by Panel
-            assert page.blocked_requests == []
-        else:                                  # FastListTemplate asks Google for Open Sans; routed away, no error
-            assert all(u.startswith("https://fonts.googleapis.com/") for u in page.blocked_requests)
-            assert page.blocked_requests
-        page.context.close()
-    finally:
-        server.stop()

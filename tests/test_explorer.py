@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from explorer.state import NavigationState
-from explorer.workspace import ExplorerConfig, generate_for, load_workspace, navigate_code
+from explorer.workspace import (ExplorerConfig, compatible_models, dataset_choices, generate_for, load_workspace,
+                                navigate_code)
 from gnocchi_core.errors import GnocchiError
 from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS
 
@@ -109,3 +110,27 @@ def test_download_writes_the_generated_trials(workspace):
     assert isinstance(payload, io.BytesIO) and controls.download.filename.startswith("generated_gnocchi_trial")
     with h5py.File(payload, "r") as f:
         assert f["spikes"].shape == (3, workspace.data.n_bins, workspace.data.n_neurons)
+
+
+def test_picker_offers_configured_datasets_and_only_matching_models(tmp_path):
+    from explorer.app import ExplorerApp
+    from gnocchi_core.data.synthetic import SynthConfig, synthesize
+
+    data_dir, models_dir = tmp_path / "data", tmp_path / "models"
+    data_dir.mkdir()
+    models_dir.mkdir()
+    (data_dir / "reach.h5").symlink_to(DEFAULT_DATA)
+    synthesize(SynthConfig(n_trials=30, n_neurons=10, n_heldout_neurons=2, grid=3, seed=0)).save(data_dir / "other.h5")
+    (data_dir / "notes.h5").write_bytes(b"not hdf5")
+    for name in ("gnocchi", "lfads"):
+        (models_dir / name).symlink_to(DEFAULT_MODELS / name)
+    assert [p.name for p in dataset_choices(data_dir / "reach.h5")] == ["reach.h5", "other.h5"]
+    assert compatible_models(models_dir, data_dir / "reach.h5") == ["gnocchi", "lfads"]
+    assert compatible_models(models_dir, data_dir / "other.h5") == []
+
+    app = ExplorerApp(ExplorerConfig(models_dir, data_dir / "reach.h5"))
+    assert app.models.value == ["gnocchi", "lfads"] and set(app.state.workspace.models) == {"gnocchi", "lfads"}
+    app.models.value = ["lfads"]
+    assert set(app.state.workspace.models) == {"lfads"}
+    app.dataset.value = data_dir / "other.h5"  # no model was trained on it: say so, keep the page
+    assert app.message.visible and "no trained model" in app.message.object

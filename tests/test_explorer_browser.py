@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from explorer.browser_testing import (click_data_point, launch_browser, measure_update, new_page, nudge_slider, serve_app,
-                     wait_for_bokeh_idle, wait_until)
+from explorer.browser_testing import (cds_column_js, click_data_point, eval_predicate, launch_browser,
+                                      measure_update, new_page, nudge_slider, serve_app, wait_for_bokeh_idle,
+                                      wait_until)
 
 from explorer.app import ExplorerApp
 from explorer.workspace import ExplorerConfig
@@ -70,10 +71,16 @@ def test_page_loads_every_plot_without_errors_and_navigation_works(server, chrom
     wait_until(lambda: state.reference == trial, timeout=20, page=page)
     wait_until(lambda: state.offsets["gnocchi"]["target_x"] == 0.0, timeout=20, page=page)  # a new reference resets
 
-    # switching the colour variable recolours the code plots
-    page.get_by_label("Colour by").first.select_option("target_y")
-    wait_until(lambda: state.colour_by == "target_y", timeout=20, page=page)
-    wait_for_bokeh_idle(page, timeout=30_000)
+    # switching the colour variable recolours the code plots: the colour column the browser draws with
+    colours = "Array.from(" + cds_column_js("codes-gnocchi", "color") + ")"
+    heldin = ~state.workspace.data.trial_info["heldout_condition"].to_numpy(bool)
+    for variable in ("target_x", "target_y"):
+        if variable == "target_y":
+            page.get_by_label("Colour by").first.select_option("target_y")
+            wait_until(lambda: state.colour_by == "target_y", timeout=20, page=page)
+            wait_for_bokeh_idle(page, timeout=30_000)
+        drawn = np.array(eval_predicate(page, colours), dtype=float)
+        np.testing.assert_allclose(drawn, state.workspace.data.trial_info[variable].to_numpy()[heldin])
     assert errors == [], errors
 
 
