@@ -17,7 +17,7 @@ import param
 
 from gnocchi_core.analysis.decoding import VARIABLES
 
-from .workspace import COLOUR_VARIABLES, Generation, Workspace, generate_for
+from .workspace import COLOUR_VARIABLES, Generation, Workspace, generate_for, navigate_code
 
 PC_AXES = ("pc1", "pc2")
 AXES = VARIABLES + PC_AXES  # every slider
@@ -65,8 +65,6 @@ class NavigationState(param.Parameterized):
             offsets.update(dict.fromkeys(offsets, 0.0))
 
     def codes(self) -> dict[str, np.ndarray]:
-        from .workspace import navigate_code
-
         return {n: navigate_code(v, self.reference, self.offsets[n]) for n, v in self.workspace.models.items()}
 
     # ------------------------------------------------------------------ generation
@@ -109,6 +107,5 @@ class NavigationState(param.Parameterized):
 
 def default_reference(workspace: Workspace) -> int:
     """The first held-in test trial (a trial the models never trained on), else trial 0."""
-    info = workspace.data.trial_info
-    candidates = np.flatnonzero(((info["split"] == "test") & ~info["heldout_condition"]).to_numpy())
+    candidates = np.flatnonzero(workspace.data.heldin_conditions("test"))
     return int(candidates[0]) if len(candidates) else 0

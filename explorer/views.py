@@ -83,6 +83,16 @@ class CodeSpace(pn.viewable.Viewer):
         return pn.pane.HoloViews(self._plot, linked_axes=False)
 
 
+HEATMAP = {"cmap": "viridis", "colorbar": True, "clabel": "spikes/s", "xlabel": "time from movement onset (ms)",
+           "ylabel": "neuron (by preferred target)", **PLOT}
+
+
+def heatmap(rates: np.ndarray, times: np.ndarray) -> hv.Image:
+    """(neurons, bins) rates as an image, first neuron at the bottom."""
+    return hv.Image(np.flipud(rates), bounds=(times[0], -0.5, times[-1], rates.shape[0] - 0.5),
+                    kdims=["time (ms)", "neuron"], vdims=["rate"])
+
+
 class Activity(pn.viewable.Viewer):
     """Generated activity (neurons sorted by preferred target) of one model, as a heatmap."""
 
@@ -92,9 +102,8 @@ class Activity(pn.viewable.Viewer):
         ws = state.workspace
         self._times = ws.data.bin_centers_ms
         self._pipe = hv.streams.Pipe(data=self._image_data())
-        self._plot = hv.DynamicMap(self._image, streams=[self._pipe]).opts(
-            cmap="viridis", colorbar=True, xlabel="time from movement onset (ms)", ylabel="neuron (by preferred target)",
-            title=f"{name}: generated", clabel="spikes/s", backend_opts={"plot.name": f"activity-{name}"}, **PLOT)
+        self._plot = hv.DynamicMap(lambda data: heatmap(data, self._times), streams=[self._pipe]).opts(
+            title=f"{name}: generated", backend_opts={"plot.name": f"activity-{name}"}, **HEATMAP)
         state.param.watch(lambda event: self._pipe.send(self._image_data()), ["generations", "show_spikes"])
 
     def _image_data(self) -> np.ndarray:
@@ -108,11 +117,6 @@ class Activity(pn.viewable.Viewer):
             return spikes[:, order].T / bin_s
         return generation.rates[:, order].T
 
-    def _image(self, data):
-        n = data.shape[0]
-        bounds = (self._times[0], -0.5, self._times[-1], n - 0.5)
-        return hv.Image(np.flipud(data), bounds=bounds, kdims=["time (ms)", "neuron"], vdims=["rate"])
-
     def __panel__(self):
         return pn.pane.HoloViews(self._plot)
 
@@ -124,18 +128,10 @@ class ReferenceActivity(pn.viewable.Viewer):
         super().__init__(**params)
         self.state = state
         ws = state.workspace
-        times = ws.data.bin_centers_ms
-        order = ws.neuron_order
-
-        def image(reference):
-            data = ws.smoothed[reference][:, order].T
-            return hv.Image(np.flipud(data), bounds=(times[0], -0.5, times[-1], len(order) - 0.5),
-                            kdims=["time (ms)", "neuron"], vdims=["rate"])
-
-        self._plot = hv.DynamicMap(image, streams=[state.param.reference]).opts(
-            cmap="viridis", colorbar=True, title="reference trial: recorded (smoothed)", clabel="spikes/s",
-            backend_opts={"plot.name": "reference-activity"},
-            xlabel="time from movement onset (ms)", ylabel="neuron (by preferred target)", **PLOT)
+        self._plot = hv.DynamicMap(
+            lambda reference: heatmap(ws.smoothed[reference][:, ws.neuron_order].T, ws.data.bin_centers_ms),
+            streams=[state.param.reference]).opts(title="reference trial: recorded (smoothed)",
+                                                  backend_opts={"plot.name": "reference-activity"}, **HEATMAP)
 
     def __panel__(self):
         return pn.pane.HoloViews(self._plot)

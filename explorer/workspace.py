@@ -19,7 +19,7 @@ import pandas as pd
 
 from gnocchi_core.analysis.decoding import VARIABLES, BehaviourDecoder, reach_variables
 from gnocchi_core.analysis.metrics import behaviour_axes, principal_axes
-from gnocchi_core.data.preprocessing import counts_to_rate, gaussian_smooth
+from gnocchi_core.data.preprocessing import smoothed_rates
 from gnocchi_core.data.trialdata import TrialData, load_dataset
 from gnocchi_core.errors import GnocchiError
 from gnocchi_core.models import load_model
@@ -122,7 +122,7 @@ def load_workspace(models_dir: str | os.PathLike, data_path: str | os.PathLike, 
     behaviour = info[list(VARIABLES)].to_numpy(dtype=np.float64)
     if np.isnan(behaviour).any():
         raise GnocchiError(f"{data_path}: the explorer needs {list(VARIABLES)} on every trial")
-    train = ((info["split"] == "train") & ~info["heldout_condition"]).to_numpy()
+    train = data.heldin_conditions("train")
     models, decoder = {}, None
     folders = model_folders(Path(models_dir))
     unknown = set(names or ()) - set(folders)
@@ -144,7 +144,7 @@ def load_workspace(models_dir: str | os.PathLike, data_path: str | os.PathLike, 
         models[name] = ModelView(name, model, codes, axes, pc_axes, pcs.std(axis=0), pc_mean, pcs)
     if not models:
         raise GnocchiError("no model selected")
-    smoothed = gaussian_smooth(counts_to_rate(data.spikes, data.bin_ms), decoder.sigma_ms, data.bin_ms)
+    smoothed = smoothed_rates(data.spikes, data.bin_ms, decoder.sigma_ms)
     return Workspace(data, decoder, models,
                      preferred_target_order(smoothed, info["reach_angle"].to_numpy()), smoothed,
                      data.behavior.get("hand_pos", np.zeros((data.n_trials, data.n_bins, 2))),

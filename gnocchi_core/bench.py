@@ -79,7 +79,7 @@ def bench_quality(model_dir: str, data_path: str, *, steps: int | None = None, s
     if info[list(BEHAVIOUR)].isna().any().any():
         raise GnocchiError(f"{data_path}: quality needs start and target labels on every trial")
     train = data.subset(trials=(info["split"] == "train").to_numpy())
-    test = data.subset(trials=((info["split"] == "test") & ~info["heldout_condition"]).to_numpy())
+    test = data.subset(trials=data.heldin_conditions("test"))
     axes, _ = behaviour_axes(model.encode(train), train.trial_info[list(BEHAVIOUR)].to_numpy())
     codes = model.encode(test)
     conditions = test.trial_info["condition_id"].to_numpy()

@@ -36,8 +36,7 @@ ASSET_GNOCCHI = {"lambda_rec": 20.0, "lambda_mmd": 0.1, "dropout": 0.4, "train":
 
 
 def heldin_training_trials(data: TrialData) -> TrialData:
-    info = data.trial_info
-    return data.subset(trials=((info["split"] == "train") & ~info["heldout_condition"]).to_numpy())
+    return data.subset(trials=data.heldin_conditions("train"))
 
 
 def load_decoder(model_dir: str | os.PathLike, data: TrialData | None) -> BehaviourDecoder:
@@ -88,10 +87,10 @@ def navigation_plan(model, data: TrialData, variable: str, *, steps: int = 9,
     info = data.trial_info
     behaviour = behaviour_table(data)
     grid_spacing(behaviour[:, 2:])  # a clear error when there is no grid to walk across
-    train = ((info["split"] == "train") & ~info["heldout_condition"]).to_numpy()
+    train = data.heldin_conditions("train")
     codes = model.encode(data)
     axes, _ = behaviour_axes(codes[train], behaviour[train])
-    pool = np.flatnonzero(((info["split"] == "test") & ~info["heldout_condition"]).to_numpy())
+    pool = np.flatnonzero(data.heldin_conditions("test"))
     pool = pool if len(pool) else np.flatnonzero(train)
     chosen = pool[:references]
     span = np.ptp(behaviour[:, 2:], axis=0).max() if variable.startswith("target") else \

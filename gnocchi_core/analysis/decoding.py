@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import RidgeCV
 
-from ..data.preprocessing import counts_to_rate, gaussian_smooth
+from ..data.preprocessing import smoothed_rates
 from ..data.trialdata import TrialData
 from ..errors import GnocchiError
 
@@ -43,7 +43,7 @@ class BehaviourDecoder:
         if missing:
             raise GnocchiError(f"the dataset has no behaviour field(s) {missing} to decode "
                                f"(it has {sorted(data.behavior)})")
-        rates = gaussian_smooth(counts_to_rate(data.spikes, data.bin_ms), sigma_ms, data.bin_ms)
+        rates = smoothed_rates(data.spikes, data.bin_ms, sigma_ms)
         target = np.concatenate([data.behavior[f] for f in fields], axis=-1)
         x, y = rates.reshape(-1, rates.shape[-1]), target.reshape(-1, target.shape[-1])
         ridge = RidgeCV(alphas=ALPHAS, store_cv_results=True).fit(x, y)
@@ -66,7 +66,7 @@ class BehaviourDecoder:
 
     def predict_spikes(self, spikes: np.ndarray, bin_ms: float) -> np.ndarray:
         """Recorded counts (trials, bins, neurons): smoothed as at fitting time, then decoded."""
-        return self.predict(gaussian_smooth(counts_to_rate(spikes, bin_ms), self.sigma_ms, bin_ms))
+        return self.predict(smoothed_rates(spikes, bin_ms, self.sigma_ms))
 
     def position(self, decoded: np.ndarray) -> np.ndarray:
         """The hand-position columns (…, 2) of a `predict` output."""

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
+from ..data.preprocessing import smoothed_rates
 from ..data.trialdata import TrialData
 from ..errors import GnocchiError
 from .decoding import VARIABLES, BehaviourDecoder, reach_variables
@@ -89,8 +90,7 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
     info = data.trial_info
     behaviour = behaviour_table(data)
     heldout = info["heldout_condition"].to_numpy(bool)
-    train = (info["split"] == "train").to_numpy() & ~heldout
-    test = (info["split"] == "test").to_numpy() & ~heldout
+    train, test = data.heldin_conditions("train"), data.heldin_conditions("test")
     if not train.any() or not test.any():
         raise GnocchiError("the evaluation needs held-in 'train' and 'test' trials")
     codes = model.encode(data)
@@ -110,7 +110,7 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
         tick(1)
     draws = np.stack(draws)
     truth = test_data.rates if test_data.rates is not None else \
-        _smoothed(test_data.spikes, data.bin_ms, decoder.sigma_ms)
+        smoothed_rates(test_data.spikes, data.bin_ms, decoder.sigma_ms)
     truth_avg, _ = condition_average(truth, conditions[test])
     generated_avg, _ = condition_average(draws.mean(0), conditions[test])
     r2_neurons = r2_per_neuron(truth_avg, generated_avg)
@@ -157,22 +157,16 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
         for b in range(a + 1, 4):
             metrics[f"axis_cos_{VARIABLES[a]}_{VARIABLES[b]}"] = axis_cosine(axes[:, a], axes[:, b])
 
-    held = info["heldout_condition"].to_numpy(bool)
     heldout_result = {}
-    if held.any():
-        errors, predicted = heldout_target_error(codes[train], behaviour[train, 2:], codes[held], behaviour[held, 2:])
+    if heldout.any():
+        errors, predicted = heldout_target_error(codes[train], behaviour[train, 2:], codes[heldout],
+                                                 behaviour[heldout, 2:])
         metrics["heldout_target_error_cm"] = float(errors.mean())
         metrics["heldout_target_error_frac_grid"] = float(errors.mean() / spacing)
-        heldout_result = {"predicted": predicted, "true": behaviour[held, 2:]}
+        heldout_result = {"predicted": predicted, "true": behaviour[heldout, 2:]}
     pcs = (codes - pc_mean) @ pc_axes.T
     return ModelEvaluation(name, getattr(model, "kind", "model"), metrics, codes, pcs, pc_variance, axes, r2_neurons,
                            navigation, heldout_result)
-
-
-def _smoothed(spikes: np.ndarray, bin_ms: float, sigma_ms: float) -> np.ndarray:
-    from ..data.preprocessing import counts_to_rate, gaussian_smooth
-
-    return gaussian_smooth(counts_to_rate(spikes, bin_ms), sigma_ms, bin_ms)
 
 
 def evaluate_models(models: dict, data: TrialData, decoder: BehaviourDecoder | None = None, *, samples: int = 5,
@@ -184,9 +178,7 @@ def evaluate_models(models: dict, data: TrialData, decoder: BehaviourDecoder | N
     from tqdm.auto import tqdm
 
     if decoder is None:
-        info = data.trial_info
-        decoder = BehaviourDecoder.fit(data.subset(trials=((info["split"] == "train")
-                                                           & ~info["heldout_condition"]).to_numpy()))
+        decoder = BehaviourDecoder.fit(data.subset(trials=data.heldin_conditions("train")))
     calls_per_model = samples + 1 + 2 * nav_steps
     with tqdm(total=calls_per_model * len(models), desc="generating", unit="batch", disable=not progress) as bar:
         return [evaluate_model(name, model, data, decoder, samples=samples, nav_steps=nav_steps, seed=seed,

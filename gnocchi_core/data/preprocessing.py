@@ -46,6 +46,11 @@ def gaussian_smooth(x: np.ndarray, sigma_ms: float, bin_ms: float) -> np.ndarray
     return gaussian_filter1d(x, sigma=sigma_ms / bin_ms, axis=-2, mode="reflect", truncate=4.0)
 
 
+def smoothed_rates(counts: np.ndarray, bin_ms: float, sigma_ms: float) -> np.ndarray:
+    """Counts per bin → Gaussian-smoothed rates in spikes/s."""
+    return gaussian_smooth(counts_to_rate(counts, bin_ms), sigma_ms, bin_ms)
+
+
 def sqrt_forward(x: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(x, 0.0, None))
 
@@ -90,7 +95,7 @@ class Preprocessing:
     def smoothed_rates(self, counts: np.ndarray) -> np.ndarray:
         """What `inverse_transform(transform(counts))` returns: smoothed rates in spikes/s."""
         self._require_fitted()
-        return gaussian_smooth(counts_to_rate(counts, self.bin_ms), self.sigma_ms, self.bin_ms)
+        return smoothed_rates(counts, self.bin_ms, self.sigma_ms)
 
     def inverse_transform(self, z: np.ndarray) -> np.ndarray:
         """Model space → firing rates in spikes/s (smoothed; see module docstring)."""
@@ -114,7 +119,7 @@ class Preprocessing:
         return cls(**params)
 
     def _to_stabilised(self, counts: np.ndarray) -> np.ndarray:
-        smoothed = gaussian_smooth(counts_to_rate(counts, self.bin_ms), self.sigma_ms, self.bin_ms)
+        smoothed = smoothed_rates(counts, self.bin_ms, self.sigma_ms)
         return sqrt_forward(smoothed) if self.sqrt else smoothed
 
     def _require_fitted(self) -> None:

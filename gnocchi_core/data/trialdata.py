@@ -161,6 +161,11 @@ class TrialData:
             raise ValueError(f"unknown split {sorted(unknown)}; choose from {SPLITS}")
         return self.subset(trials=self.trial_info["split"].isin(names).to_numpy())
 
+    def heldin_conditions(self, *splits: str) -> np.ndarray:
+        """Mask of the trials in ``splits`` whose condition is not held out (what models may train on)."""
+        info = self.trial_info
+        return (info["split"].isin(splits) & ~info["heldout_condition"]).to_numpy()
+
     def heldin(self) -> "TrialData":
         """Only the held-in neurons (what an encoder may see)."""
         return self.subset(neurons=~self.heldout_neurons)

@@ -146,7 +146,7 @@ class GnocchiModel(ModelFolder):
         """Train on the 'train' trials (held-out conditions excluded), validate on 'valid'."""
         cfg = self.config
         out_dir = Path(out_dir)
-        train = data.subset(trials=((data.trial_info["split"] == "train") & ~data.trial_info["heldout_condition"]).to_numpy())
+        train = data.subset(trials=data.heldin_conditions("train"))
         valid = data.subset(trials=(data.trial_info["split"] == "valid").to_numpy()) \
             if (data.trial_info["split"] == "valid").any() else None
         if valid is None:

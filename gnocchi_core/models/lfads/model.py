@@ -305,7 +305,7 @@ class LfadsModel(ModelFolder):
         cfg = self.config
         out_dir = Path(out_dir)
         info = data.trial_info
-        train = data.subset(trials=((info["split"] == "train") & ~info["heldout_condition"]).to_numpy())
+        train = data.subset(trials=data.heldin_conditions("train"))
         if not (info["split"] == "valid").any():
             raise GnocchiError("the dataset has no 'valid' trials to validate on")
         if train.n_trials == 0:
