@@ -1,8 +1,21 @@
 """The report's PNG figures, mirroring the GNOCCHI paper's (McCart et al.), so a run can be judged by eye.
 
-`write_figures` draws codes in PCA space coloured by target (Fig 2), code SNR, per-neuron R² of
-generated vs true activity, navigation along the target axes, unintended movement and axis
-orthogonality, and held-out-target prediction, with models side by side.
+`write_figures` draws, with models side by side (`evaluation.ModelEvaluation`s):
+
+- ``codes_pca.png``: codes of every trial on their top-3 principal axes, coloured by target x / y (Fig 2);
+- ``code_snr.png``: code SNR per target coordinate, along the discriminant direction (dark) and the
+  behaviour axis (light);
+- ``r2_neurons.png``: histogram per model of the per-neuron R² of condition-averaged generated vs true
+  rates (silent neurons, whose R² is NaN, left out);
+- ``navigation.png``: per model and target coordinate, the hand paths decoded while the code is stepped
+  along that target's axis, coloured by the commanded target, and below each, the decoded target
+  against the commanded one with the identity line (Fig 3);
+- ``unintended_orthogonality.png``: leakage and unintended movement during navigation; |cos| between
+  the target axes on whitened codes beside the |cos| expected for random axes;
+- ``heldout_targets.png``: targets of held-out conditions predicted from codes (when any model has them).
+
+A metric may be None (undefined): its title shows "n/a", its bar is left out (an "n/a" mark stands in
+its place), and the figure's footnote gives the reason from ``ModelEvaluation.why``.
 
 Figures are built as bare `matplotlib.figure.Figure`s rendered by Agg, never through pyplot, so
 drawing touches no global matplotlib state (backend, open-figure registry) and needs no display.
@@ -10,25 +23,29 @@ drawing touches no global matplotlib state (backend, open-figure registry) and n
 
 from __future__ import annotations
 
+import math
 import os
+import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from ..atomic import atomic_path
 from ..data.trialdata import TrialData
-from .report import NAVIGATED
+from .decoding import VARIABLES
+from .evaluation import NAVIGATED, ModelEvaluation
 
-if TYPE_CHECKING:
-    from .report import ModelEvaluation
-
-ORTHOGONALITY_GOAL = 0.2  # |cos| between the target axes below which they count as disentangled
 PANEL = 4.0  # inches per panel
+NA = "n/a"
+LIGHT = 0.4  # alpha of the secondary ("lighter") bar of a pair
+NAV_CMAP = "viridis"
 
 
 def write_figures(evaluations: list[ModelEvaluation], data: TrialData, out_dir: str | os.PathLike) -> list[Path]:
@@ -42,8 +59,7 @@ def write_figures(evaluations: list[ModelEvaluation], data: TrialData, out_dir: 
         builders["heldout_targets.png"] = _heldout_targets
     paths = []
     for name, build in builders.items():
-        fig = build(evaluations, data)
-        fig.tight_layout()
+        fig = build(evaluations, data)  # constrained layout: laid out when saved
         path = Path(out_dir) / name
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=110)
@@ -51,128 +67,328 @@ def write_figures(evaluations: list[ModelEvaluation], data: TrialData, out_dir: 
     return paths
 
 
+# ---------------------------------------------------------------------- helpers
+
 def _label(variable: str) -> str:
     return variable.replace("_", " ")
 
 
+def _value(ev: ModelEvaluation, key: str) -> float | None:
+    """The metric as a finite float, or None when it is undefined (None, missing or not finite)."""
+    value = ev.metrics.get(key)
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _text(ev: ModelEvaluation, key: str, unit: str = "", digits: int = 2) -> str:
+    """The metric formatted, with `` unit`` when given; "n/a" (no unit) when it is undefined."""
+    value = _value(ev, key)
+    return NA if value is None else f"{value:.{digits}f}" + (f" {unit}" if unit else "")
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _footnote(fig: Figure, evaluations: list[ModelEvaluation], keys: list[str], max_lines: int = 8) -> None:
+    """Below the panels, why each of ``keys`` shown as n/a is undefined (keys sharing a reason grouped)."""
+    notes = []
+    for ev in evaluations:
+        reasons: dict[str, list[str]] = {}
+        for key in keys:
+            if _value(ev, key) is None:
+                reasons.setdefault(ev.why.get(key, "not computed"), []).append(_label(key))
+        notes += [f"{ev.name}, {', '.join(names)}: {reason}" for reason, names in reasons.items()]
+    if not notes:
+        return
+    width_in, height_in = fig.get_size_inches()
+    chars = max(40, int(width_in * 15))
+    lines = []
+    for note in [f"{NA} = undefined:"] + notes:
+        lines += textwrap.wrap(note, chars, subsequent_indent="    ")
+    if len(lines) > max_lines:
+        lines = lines[:max_lines - 1] + ["… (every reason is in report.md)"]
+    extra = len(lines) * 0.14 + 0.1  # inches added below the panels, which keep their size
+    fig.set_size_inches(width_in, height_in + extra)
+    fraction = extra / (height_in + extra)
+    fig.get_layout_engine().set(rect=(0, fraction, 1, 1 - fraction))
+    fig.text(0.01, fraction - 0.04 / (height_in + extra), "\n".join(lines), va="top", ha="left", fontsize=7,
+             color="dimgrey")
+
+
+def _bars(ax, evaluations: list[ModelEvaluation], series: list[tuple[str, str, str, float]]) -> None:
+    """One group per model, one bar per ``(metric key, legend label, colour, alpha)``, values written
+    on the bars; an undefined metric gets no bar but a grey "n/a" where it would stand."""
+    width = 0.8 / len(series)
+    x = np.arange(len(evaluations))
+    handles = []
+    for k, (key, label, colour, alpha) in enumerate(series):
+        where = x + (k - (len(series) - 1) / 2) * width
+        values = [_value(ev, key) for ev in evaluations]
+        shown = [i for i, value in enumerate(values) if value is not None]
+        if shown:
+            bars = ax.bar(where[shown], [values[i] for i in shown], width, color=colour, alpha=alpha,
+                          edgecolor=colour, linewidth=0.8)
+            ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
+        for i, value in enumerate(values):
+            if value is None:
+                ax.text(where[i], 0, NA, ha="center", va="bottom", rotation=90, fontsize=7, color="dimgrey")
+        handles.append(Patch(facecolor=colour, alpha=alpha, edgecolor=colour, label=label))
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(x, [ev.name for ev in evaluations])
+    ax.set_xlim(-0.6, len(evaluations) - 0.4)
+    ax.margins(y=0.15)
+    ax.legend(handles=handles, fontsize=7)
+
+
+def _draw_targets(ax, data: TrialData, what: str) -> list:
+    """The target grid as grey crosses, held-out targets as red open circles, on an equal-aspect
+    workspace whose axes are labelled "``what`` x/y (cm)". Returns the legend handles."""
+    info = data.trial_info
+    grid = np.unique(info[["target_x", "target_y"]].to_numpy(float), axis=0)
+    held = np.unique(info.loc[info["heldout_condition"].astype(bool), ["target_x", "target_y"]].to_numpy(float), axis=0)
+    handles = [ax.scatter(*grid.T, marker="x", c="grey", s=30, label="grid targets", zorder=1)]
+    if len(held):
+        handles.append(ax.scatter(*held.T, marker="o", facecolors="none", edgecolors="red", s=120,
+                                  label="held-out targets", zorder=1))
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set(xlabel=f"{what} x (cm)", ylabel=f"{what} y (cm)")
+    return handles
+
+
+def _empty(ax, message: str, ticks: bool = True) -> None:
+    """``message`` in grey in the middle of ``ax``; ``ticks=False`` removes its ticks (not on shared axes)."""
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="dimgrey")
+    if not ticks:
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+# ---------------------------------------------------------------------- figures
+
 def _codes_pca(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
     held = data.trial_info["heldout_condition"].to_numpy(bool)
-    fig = Figure(figsize=(PANEL * len(evaluations), 2 * PANEL))
+    n = len(evaluations)
+    fig = _figure(PANEL * n + 0.5, 2 * PANEL + 0.8)
     for col, ev in enumerate(evaluations):
+        pcs = np.zeros((len(ev.pcs), 3))
+        pcs[:, :min(3, ev.pcs.shape[1])] = ev.pcs[:, :3]  # a code of fewer than 3 dimensions: zeros beyond
+        variance = np.zeros(3)
+        variance[:min(3, len(ev.pc_variance))] = ev.pc_variance[:3]
         for row, variable in enumerate(NAVIGATED):
-            ax = fig.add_subplot(2, len(evaluations), row * len(evaluations) + col + 1, projection="3d")
+            ax = fig.add_subplot(2, n, row * n + col + 1, projection="3d")
             values = data.trial_info[variable].to_numpy(float)
-            limit = np.abs(values).max() or 1.0
-            pcs = ev.pcs[:, :3]
+            limit = np.nanmax(np.abs(values)) or 1.0
             points = ax.scatter(*pcs[~held].T, c=values[~held], cmap="coolwarm", vmin=-limit, vmax=limit, s=8)
             if held.any():
-                ax.scatter(*pcs[held].T, c="black", s=8, label="held-out condition")
+                ax.scatter(*pcs[held].T, c="black", marker="x", s=14, label="held-out targets' trials")
                 ax.legend(loc="upper left", fontsize=7)
-            fig.colorbar(points, ax=ax, shrink=0.6, pad=0.2, label=f"{_label(variable)} (cm)")
-            ax.set_title(f"{ev.name}: {_label(variable)}")
+            fig.colorbar(points, ax=ax, shrink=0.6, pad=0.12, label=f"trial's {_label(variable)} (cm)")
+            ax.set_title(f"{ev.name}: coloured by {_label(variable)}", fontsize=10)
             for axis, k in zip("xyz", range(3)):
-                getattr(ax, f"set_{axis}label")(f"PC{k + 1} ({100 * ev.pc_variance[k]:.0f}%)", fontsize=8)
+                getattr(ax, f"set_{axis}label")(f"PC{k + 1}, code units ({100 * variance[k]:.0f}% var.)", fontsize=7)
             ax.tick_params(labelsize=6)
+    fig.suptitle("Codes on their top 3 principal axes: a smooth colour gradient = the code orders the targets "
+                 "(x and y gradients in different directions = disentangled)", fontsize=10)
     return fig
 
 
-def _grouped_bars(ax, evaluations: list[ModelEvaluation], keys: list[str]) -> None:
-    """One group of bars per model, one bar per metric key, values written on the bars."""
-    width = 0.8 / len(keys)
-    x = np.arange(len(evaluations))
-    for k, key in enumerate(keys):
-        bars = ax.bar(x + (k - (len(keys) - 1) / 2) * width, [ev.metrics[key] for ev in evaluations], width,
-                      label=_label(key))
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
-    ax.set_xticks(x, [ev.name for ev in evaluations])
-    ax.legend(fontsize=8)
+def _paired(dark: str, dark_label: str, light: str, light_label: str) -> list[tuple]:
+    """Bar series per navigated variable: metric ``dark``_variable solid, ``light``_variable lighter."""
+    series = []
+    for variable, colour in zip(NAVIGATED, ("tab:blue", "tab:orange")):
+        series += [(f"{dark}_{variable}", f"{_label(variable)}{dark_label}", colour, 1.0),
+                   (f"{light}_{variable}", f"{_label(variable)}{light_label}", colour, LIGHT)]
+    return series
 
 
 def _code_snr(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
-    fig = Figure(figsize=(max(PANEL, 2 * len(evaluations)), PANEL))
+    fig = _figure(max(PANEL + 2, 2.6 * len(evaluations)), PANEL + 0.6)
     ax = fig.add_subplot()
-    _grouped_bars(ax, evaluations, ["code_snr_target_x", "code_snr_target_y"])
-    ax.set_ylabel("code SNR along the target axis")
-    ax.set_title("Code SNR (held-in test trials)")
+    series = _paired("code_snr", ", discriminant direction", "code_snr_axis", ", behaviour axis")
+    _bars(ax, evaluations, series)
+    ax.set_ylabel("code SNR (between-target ÷ within-target\nvariance of the projected codes; no unit)")
+    ax.set_xlabel("model")
+    ax.set_title("Code SNR of the targets (held-in valid + test trials)\nhigher = targets better separated "
+                 "in the codes", fontsize=10)
+    _footnote(fig, evaluations, [key for key, *_ in series])
     return fig
 
 
 def _r2_neurons(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
-    fig = Figure(figsize=(PANEL + 0.5, PANEL + 0.5))
-    ax = fig.add_subplot()
-    shown = evaluations[:2]
-    r2 = [np.clip(ev.r2_neurons, -1, 1) for ev in shown]
-    if len(shown) == 2:
-        ax.scatter(r2[0], r2[1], s=12, alpha=0.7)
-        ax.plot([-1, 1], [-1, 1], "k--", lw=1)
-        ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), aspect="equal",
-               xlabel=f"{shown[0].name} R² (clipped to [-1, 1])", ylabel=f"{shown[1].name} R² (clipped to [-1, 1])")
-    else:
-        ax.hist(r2[0], bins=20, range=(-1, 1))
-        ax.set(xlabel=f"{shown[0].name} R² (clipped to [-1, 1])", ylabel="neurons")
-    means = ", ".join(f"{ev.name} {ev.metrics['r2_generated']:.2f}" for ev in shown)
-    ax.set_title(f"Per-neuron condition-averaged R²\nmean: {means}", fontsize=10)
+    n = len(evaluations)
+    fig = _figure(max(PANEL + 0.5, 3.3 * n), PANEL + 0.8)
+    bins = np.linspace(-1, 1, 21)
+    axes = fig.subplots(1, n, sharex=True, sharey=True, squeeze=False)[0]
+    for ax, ev in zip(axes, evaluations):
+        r2 = np.asarray(ev.r2_neurons, dtype=np.float64)
+        finite = r2[np.isfinite(r2)]
+        silent = len(r2) - len(finite)
+        ax.hist(np.clip(finite, -1, 1), bins=bins, color="tab:green", edgecolor="white")
+        mean, ceiling = _value(ev, "r2_generated"), _value(ev, "r2_truth_ceiling")
+        if mean is not None and -1 <= mean <= 1:
+            ax.axvline(mean, color="black", ls="--", lw=1, label="mean R²")
+        if ceiling is not None and -1 <= ceiling <= 1:
+            ax.axvline(ceiling, color="grey", ls=":", lw=1.5, label="truth ceiling (mean)")
+        if not len(finite):
+            _empty(ax, "no neuron with a defined R²")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left")
+        ax.set_title(f"{ev.name}: mean R² {_text(ev, 'r2_generated')}\n{len(finite)} neurons"
+                     + (f" ({silent} silent, left out)" if silent else ""), fontsize=9)
+        ax.set_xlabel("R², clipped to [-1, 1] (no unit)", fontsize=8)
+    axes[0].set_ylabel("neurons (count)")
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle("Per-neuron R² of condition-averaged generated vs true rates\n1 = exact, 0 = no better than the "
+                 "neuron's mean rate, < 0 = worse", fontsize=10)
+    _footnote(fig, evaluations, ["r2_generated"])
     return fig
-
-
-def _draw_targets(ax, data: TrialData) -> None:
-    """The target grid as grey crosses, held-out targets as red open circles, on an equal-aspect workspace."""
-    info = data.trial_info
-    grid = np.unique(info[["target_x", "target_y"]].to_numpy(float), axis=0)
-    held = np.unique(info.loc[info["heldout_condition"].astype(bool), ["target_x", "target_y"]].to_numpy(float), axis=0)
-    ax.scatter(*grid.T, marker="x", c="grey", s=30, label="targets", zorder=1)
-    if len(held):
-        ax.scatter(*held.T, marker="o", facecolors="none", edgecolors="red", s=120, label="held-out targets", zorder=1)
-    ax.set_aspect("equal")
-    ax.set(xlabel="x (cm)", ylabel="y (cm)")
 
 
 def _navigation(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
-    fig = Figure(figsize=((PANEL + 1) * len(evaluations), 2 * PANEL))
-    for col, ev in enumerate(evaluations):
-        for row, variable in enumerate(NAVIGATED):
-            ax = fig.add_subplot(2, len(evaluations), row * len(evaluations) + col + 1)
-            _draw_targets(ax, data)
-            nav = ev.navigation[variable]
-            colours = ScalarMappable(Normalize(nav["deltas"].min(), nav["deltas"].max()), "viridis")
-            ax.add_collection(LineCollection(nav["positions"], colors=colours.to_rgba(nav["deltas"]), lw=1.5))
-            ax.scatter(*nav["positions"][:, -1].T, c=colours.to_rgba(nav["deltas"]), s=25, edgecolors="k",
-                       linewidths=0.5, zorder=2)
+    """Per navigated variable, a row of hand-path panels (one per model) and under each a small panel of
+    decoded against commanded target."""
+    n = len(evaluations)
+    fig = _figure((PANEL + 0.4) * n + 1.2, 2 * (PANEL + 2.8) + 0.6)
+    grid = fig.add_gridspec(2 * len(NAVIGATED), n, height_ratios=[PANEL, 2.6] * len(NAVIGATED))
+    legend_paths = legend_identity = None
+    for row, variable in enumerate(NAVIGATED):
+        k = VARIABLES.index(variable)
+        navs = [ev.navigation.get(variable) for ev in evaluations]
+        positions = np.concatenate([np.asarray(nav["positions"], float) for nav in navs if nav is not None] or [[0.0]])
+        low, high = np.nanmin(positions), np.nanmax(positions)
+        colours = ScalarMappable(Normalize(low, high if high > low else low + 1), NAV_CMAP)
+        path_axes = []
+        for col, (ev, nav) in enumerate(zip(evaluations, navs)):
+            ax = fig.add_subplot(grid[2 * row, col])
+            small = fig.add_subplot(grid[2 * row + 1, col])
+            path_axes.append(ax)
+            handles = _draw_targets(ax, data, "decoded hand")
+            ax.set_title(f"{ev.name}: code stepped along the {_label(variable)} axis", fontsize=9)
+            if nav is None or not len(nav["positions"]):
+                _empty(small, "no navigation", ticks=False)
+                continue
+            commanded = np.asarray(nav["positions"], float)
+            paths = np.asarray(nav["paths"], float)
+            rgba = colours.to_rgba(commanded)
+            ax.add_collection(LineCollection(paths, colors=rgba, lw=1.5))
+            handles.append(ax.scatter(*paths[:, -1].T, c=rgba, s=28, edgecolors="black", linewidths=0.6, zorder=2,
+                                      label="decoded endpoint"))
             ax.autoscale_view()
-            fig.colorbar(colours, ax=ax, label=f"δ {_label(variable)} (cm)")
-            ax.set_title(f"{ev.name}: navigate {_label(variable)}\nslope {ev.metrics[f'nav_slope_{variable}']:.2f}, "
-                         f"unintended {ev.metrics[f'unintended_{variable}']:.2f} cm/cm", fontsize=10)
-    fig.axes[0].legend(fontsize=7, loc="upper left")
+            legend_paths = legend_paths or (ax, handles)
+            legend_identity = legend_identity or small
+            _decoded_vs_commanded(small, ev, variable, commanded, np.asarray(nav["variables"], float)[..., k], rgba)
+        fig.colorbar(colours, ax=path_axes, shrink=0.8, label=f"commanded {_label(variable)} (cm)")
+    if legend_paths is not None:
+        legend_paths[0].legend(handles=legend_paths[1], fontsize=6, loc="best")
+    if legend_identity is not None:
+        legend_identity.legend(fontsize=6, loc="upper left")
+    fig.suptitle("Navigation: each test code stepped along one target axis, the reach decoded from the generated "
+                 "activity\nideal = endpoints land on the commanded target; below, points on the dashed identity "
+                 "line (slope 1 = moved exactly as commanded)", fontsize=10)
+    _footnote(fig, evaluations, [f"{what}_{variable}" for variable in NAVIGATED for what in ("nav_slope", "leakage")])
     return fig
 
 
+def _decoded_vs_commanded(ax, ev: ModelEvaluation, variable: str, commanded: np.ndarray, decoded: np.ndarray,
+                          rgba: np.ndarray) -> None:
+    """Mean over references of the decoded ``variable`` (steps, references) against the commanded
+    position (steps,), ± s.d. over references, with the identity line."""
+    decoded = decoded.reshape(len(commanded), -1)
+    valid = np.isfinite(decoded)
+    count = valid.sum(axis=1)
+    with np.errstate(all="ignore"):  # steps where nothing was decoded: NaN, without a warning
+        mean = np.where(valid, decoded, 0).sum(axis=1) / count
+        spread = np.sqrt(np.where(valid, (decoded - mean[:, None]) ** 2, 0).sum(axis=1) / count)
+    finite = np.isfinite(mean)
+    values = np.concatenate([commanded, mean[finite]])
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    pad = 0.08 * (high - low) or 1.0
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="identity (exact)", zorder=1)
+    if finite.any():
+        ax.plot(commanded[finite], mean[finite], "-", color="grey", lw=0.8, zorder=2)
+        ax.errorbar(commanded[finite], mean[finite], yerr=spread[finite], fmt="none", ecolor="grey", elinewidth=0.8,
+                    capsize=2, zorder=2)
+        ax.scatter(commanded[finite], mean[finite], c=rgba[finite], s=22, edgecolors="black", linewidths=0.5,
+                   zorder=3, label="mean ± s.d. over references")
+    else:
+        ax.text(0.5, 0.5, "nothing decoded", ha="center", va="center", transform=ax.transAxes, fontsize=8,
+                color="dimgrey")
+    ax.set(xlim=(low - pad, high + pad), ylim=(low - pad, high + pad))
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel(f"commanded {_label(variable)} (cm)", fontsize=8)
+    ax.set_ylabel(f"decoded {_label(variable)} (cm)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title(f"slope {_text(ev, f'nav_slope_{variable}')} (1 = exact)\n"
+                 f"leakage {_text(ev, f'leakage_{variable}', 'cm/cm')} (0 = none)", fontsize=8)
+
+
 def _unintended_orthogonality(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
-    fig = Figure(figsize=(2 * max(PANEL, 2 * len(evaluations)), PANEL))
-    left, right = fig.subplots(1, 2)
-    _grouped_bars(left, evaluations, ["unintended_target_x", "unintended_target_y"])
-    left.set(ylabel="unintended movement (cm per cm commanded)", title="Unintended movement during navigation")
-    cosines = [abs(ev.metrics["axis_cos_target_x_target_y"]) for ev in evaluations]
-    right.bar_label(right.bar([ev.name for ev in evaluations], cosines, color="tab:purple"), fmt="%.2f", fontsize=7)
-    right.axhline(ORTHOGONALITY_GOAL, ls="--", c="k", lw=1, label=f"goal ({ORTHOGONALITY_GOAL})")
-    right.set(ylabel="|cos| between target-x and target-y axes", title="Orthogonality of the target axes")
-    right.legend(fontsize=8)
+    n = len(evaluations)
+    fig = _figure(max(PANEL + 3, 2.6 * n) + max(PANEL + 1, 1.8 * n), PANEL + 1)
+    grid = fig.add_gridspec(1, 2, width_ratios=[max(PANEL + 3, 2.6 * n), max(PANEL + 1, 1.8 * n)])
+    left, right = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+
+    series = _paired("leakage", ": leakage, per cm achieved", "unintended", ": per cm commanded")
+    _bars(left, evaluations, series)
+    left.set_ylabel("unintended movement of the other start/target\ncoordinates (cm per cm of the navigated target)")
+    left.set_xlabel("model")
+    left.set_title("Unintended movement while navigating\n0 = only the commanded target moved", fontsize=10)
+
+    x = np.arange(n)
+    cosines = [_value(ev, "axis_cos_whitened_target_x_target_y") for ev in evaluations]
+    randoms = [_value(ev, "axis_cos_random_expected") for ev in evaluations]
+    shown = [i for i, c in enumerate(cosines) if c is not None]
+    if shown:
+        bars = right.bar(x[shown] - 0.15, [cosines[i] for i in shown], 0.3, color="tab:purple")
+        right.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+    for i, cosine in enumerate(cosines):
+        if cosine is None:
+            right.text(x[i] - 0.15, 0, NA, ha="center", va="bottom", rotation=90, fontsize=7, color="dimgrey")
+    for i, random in enumerate(randoms):
+        if random is None:
+            right.text(x[i] + 0.15, 0, NA, ha="center", va="bottom", rotation=90, fontsize=7, color="dimgrey")
+        else:
+            right.plot([x[i] + 0.02, x[i] + 0.28], [random, random], color="black", lw=2.5, solid_capstyle="butt")
+            right.annotate(f"{random:.2f}", (x[i] + 0.15, random), xytext=(0, 2), textcoords="offset points",
+                           ha="center", va="bottom", fontsize=7)
+    right.set_xticks(x, [ev.name for ev in evaluations])
+    right.set(xlim=(-0.6, n - 0.4), ylim=(0, 1.12), xlabel="model",
+              ylabel="|cos| between the two axes, no unit\n(0 = orthogonal, 1 = parallel)")
+    right.legend(handles=[Patch(color="tab:purple", label="target x vs target y axes (whitened codes)"),
+                          Line2D([], [], color="black", lw=2.5, label="expected for two random axes\n"
+                                                                       "in that code dimension")],
+                 fontsize=7, loc="upper left")
+    right.set_title("Orthogonality of the target axes\nbar below its dash = more orthogonal than chance", fontsize=10)
+    _footnote(fig, evaluations, [key for key, *_ in series]
+              + ["axis_cos_whitened_target_x_target_y", "axis_cos_random_expected"])
     return fig
 
 
 def _heldout_targets(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
-    fig = Figure(figsize=((PANEL + 0.5) * len(evaluations), PANEL + 0.5))
+    n = len(evaluations)
+    fig = _figure((PANEL + 0.3) * n, PANEL + 1.2)
+    legend = None
     for col, ev in enumerate(evaluations):
-        ax = fig.add_subplot(1, len(evaluations), col + 1)
-        _draw_targets(ax, data)
+        ax = fig.add_subplot(1, n, col + 1)
+        handles = _draw_targets(ax, data, "target")
         if not ev.heldout:
             ax.set_title(f"{ev.name}: no held-out predictions", fontsize=10)
             continue
-        true, predicted = ev.heldout["true"], ev.heldout["predicted"]
+        true, predicted = np.asarray(ev.heldout["true"], float), np.asarray(ev.heldout["predicted"], float)
         _, which = np.unique(true, axis=0, return_inverse=True)
-        colours = [f"C{i % 10}" for i in which.ravel()]
+        colours = [f"C{i % 10}" for i in np.ravel(which)]
         ax.add_collection(LineCollection(np.stack([predicted, true], axis=1), colors=colours, lw=0.6, alpha=0.6))
-        ax.scatter(*predicted.T, c=colours, s=10, zorder=2, label="predicted")
+        handles.append(ax.scatter(*predicted.T, c=colours, s=10, zorder=2, label="predicted (colour = true target)"))
         ax.autoscale_view()
-        ax.set_title(f"{ev.name}: held-out target error {ev.metrics['heldout_target_error_cm']:.2f} cm", fontsize=10)
-    fig.axes[0].legend(fontsize=7, loc="upper left")
+        legend = legend or (ax, handles)
+        ax.set_title(f"{ev.name}: mean error {_text(ev, 'heldout_target_error_cm', 'cm')}\n"
+                     f"({_text(ev, 'heldout_target_error_frac_grid', 'grid spacings')})", fontsize=10)
+    if legend is not None:
+        legend[0].legend(handles=legend[1], fontsize=7, loc="best")
+    fig.suptitle("Held-out targets predicted from the codes of their trials (linear map fitted on held-in trials)\n"
+                 "each line joins a prediction to its true target; shorter = better", fontsize=10)
+    _footnote(fig, evaluations, ["heldout_target_error_cm", "heldout_target_error_frac_grid"])
     return fig

@@ -1,9 +1,17 @@
-"""Metrics as pure functions of arrays (in the spirit of nlb_tools): easy to test and reuse."""
+"""Metrics as pure functions of arrays (in the spirit of nlb_tools): easy to test and reuse.
+
+A metric that has no value on the given arrays (one condition, silent neurons, a traversal that
+does not move) raises `Undefined` with the reason; the report records it as ``null`` + why.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import gammaln
+
+
+class Undefined(ValueError):
+    """The metric has no value on these arrays; the message says why."""
 
 
 def behaviour_axes(codes: np.ndarray, behaviour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -18,32 +26,67 @@ def behaviour_axes(codes: np.ndarray, behaviour: np.ndarray) -> tuple[np.ndarray
     return coef[:-1].T, coef[-1]
 
 
-def code_snr(codes: np.ndarray, axis: np.ndarray, conditions: np.ndarray) -> float:
-    """Signal-to-noise ratio of codes along ``axis`` (Fig 2D).
+def code_snr(codes: np.ndarray, direction: np.ndarray, conditions: np.ndarray) -> float:
+    """Signal-to-noise ratio of codes along ``direction`` (Fig 2D).
 
-    Project each code on the unit vector along ``axis``; SNR = variance across conditions of
-    the per-condition mean projection ÷ mean over conditions of the within-condition
-    variance of the projection. Conditions with a single trial add no within-condition term.
+    Project each code on the unit vector along ``direction``; SNR = variance across conditions
+    of the per-condition mean projection ÷ mean over conditions of the within-condition variance
+    of the projection. Both variances are unbiased (ddof 1); conditions with a single trial are
+    left out of both terms (they carry no within-condition estimate).
     """
-    unit = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
-    projection = np.asarray(codes, dtype=np.float64) @ unit
-    labels = np.unique(conditions)
+    unit = np.asarray(direction, dtype=np.float64)
+    if not np.linalg.norm(unit) > 0:
+        raise Undefined("the direction is zero")
+    projection = np.asarray(codes, dtype=np.float64) @ (unit / np.linalg.norm(unit))
+    conditions = np.asarray(conditions)
+    labels = [c for c in np.unique(conditions) if (conditions == c).sum() > 1]
+    if len(labels) < 2:
+        raise Undefined(f"{len(labels)} condition(s) with two or more trials; the SNR needs two")
     means = np.array([projection[conditions == c].mean() for c in labels])
-    within = [projection[conditions == c].var() for c in labels if (conditions == c).sum() > 1]
-    return float(means.var() / np.mean(within))
+    within = float(np.mean([projection[conditions == c].var(ddof=1) for c in labels]))
+    if not within > 0:
+        raise Undefined("codes do not vary within conditions (zero noise variance)")
+    return float(means.var(ddof=1) / within)
+
+
+def discriminant_direction(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The code direction that best predicts ``values`` (n,) linearly: ridge weights (alpha by
+    leave-one-out CV) of values ~ codes. Unlike a column of `behaviour_axes` (how codes move with
+    the variable), it down-weights noisy code dimensions: the direction to read the variable from."""
+    from sklearn.linear_model import RidgeCV
+
+    values = np.asarray(values, dtype=np.float64)
+    if np.ptp(values) == 0:
+        raise Undefined("the variable takes a single value")
+    codes = np.asarray(codes, dtype=np.float64)
+    scale = codes.std(axis=0)
+    scale[scale == 0] = 1.0
+    ridge = RidgeCV(alphas=np.logspace(-4, 4, 17)).fit(codes / scale, values)
+    return ridge.coef_ / scale
 
 
 def r2_per_neuron(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """Coefficient of determination per neuron (last axis), pooling all other axes.
 
     R²_j = 1 − Σ(truth − predicted)² / Σ(truth − mean(truth))², sums over trials and bins of
-    neuron j. 1 is perfect; 0 is no better than the neuron's mean; it can be negative.
+    neuron j. 1 is perfect; 0 is no better than the neuron's mean; it is negative when the
+    prediction is further from the truth than that mean (e.g. right shape, wrong level). NaN for
+    a neuron whose truth does not vary (silent): R² is undefined there.
     """
     truth = np.asarray(truth, dtype=np.float64).reshape(-1, truth.shape[-1])
     predicted = np.asarray(predicted, dtype=np.float64).reshape(-1, predicted.shape[-1])
     residual = ((truth - predicted) ** 2).sum(axis=0)
     total = ((truth - truth.mean(axis=0)) ** 2).sum(axis=0)
-    return 1.0 - residual / total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0), np.nan)
+
+
+def mean_r2(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean over neurons of `r2_per_neuron`, leaving out neurons whose truth does not vary."""
+    r2 = r2_per_neuron(truth, predicted)
+    if not np.isfinite(r2).any():
+        raise Undefined("no neuron's true rate varies across conditions and bins")
+    return float(np.nanmean(r2))
 
 
 def condition_average(values: np.ndarray, conditions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,35 +142,92 @@ def principal_axes(codes: np.ndarray, n: int = 3) -> tuple[np.ndarray, np.ndarra
 def axis_cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Normalised dot product a·b / (‖a‖‖b‖) of two axes (Fig 3D): 0 orthogonal, ±1 parallel."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    if not norm > 0:
+        raise Undefined("an axis is zero")
+    return float(a @ b / norm)
+
+
+def whitening(codes: np.ndarray, rel_tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Whitening map of codes (n, L): W (L, r) and mean with cov((codes − mean) @ W) = I_r, over the
+    r directions whose variance exceeds ``rel_tol`` × the largest (unused dimensions dropped)."""
+    codes = np.asarray(codes, dtype=np.float64)
+    mean = codes.mean(axis=0)
+    variance, vectors = np.linalg.eigh(np.cov(codes - mean, rowvar=False).reshape(codes.shape[1], -1))
+    keep = variance > rel_tol * variance.max()
+    return vectors[:, keep] / np.sqrt(variance[keep]), mean
+
+
+def whitened_axis_cosine(codes: np.ndarray, behaviour: np.ndarray, a: int, b: int) -> tuple[float, int]:
+    """|cos| between the behaviour axes of variables ``a`` and ``b`` fitted on whitened codes, and the
+    whitened dimension. Whitening makes the angle independent of how the code space is scaled or
+    mixed (any invertible linear map of the codes gives the same value), so code sizes compare;
+    set it beside `random_axis_cosine` of that dimension."""
+    weights, mean = whitening(codes)
+    axes, _ = behaviour_axes((np.asarray(codes, dtype=np.float64) - mean) @ weights, behaviour)
+    return abs(axis_cosine(axes[:, a], axes[:, b])), weights.shape[1]
+
+
+def random_axis_cosine(dim: int) -> float:
+    """Expected |cos| between two independent random directions in ``dim`` dimensions:
+    Γ(d/2) / (√π Γ((d+1)/2)) (2/π in 2-D, about √(2/(π d)) for large d)."""
+    if dim < 2:
+        raise Undefined(f"axes in {dim} dimension(s) are always parallel")
+    return float(np.exp(gammaln(dim / 2) - gammaln((dim + 1) / 2)) / np.sqrt(np.pi))
 
 
 def navigation_codes(reference: np.ndarray, axis: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-    """Codes stepped along ``axis``: reference (n, L) + δ·axis for each δ → (steps, n, L)."""
-    return np.asarray(reference)[None] + np.asarray(deltas)[:, None, None] * np.asarray(axis)[None, None]
+    """Codes stepped along ``axis``: reference (n, L) + δ·axis for each step.
+
+    ``deltas`` (steps,) applies the same δ to every reference, (steps, n) one per reference
+    (see `grid_deltas`) → (steps, n, L)."""
+    deltas = np.asarray(deltas, dtype=np.float64)
+    deltas = deltas[:, None] if deltas.ndim == 1 else deltas
+    return np.asarray(reference)[None] + deltas[:, :, None] * np.asarray(axis)[None, None]
+
+
+def grid_deltas(reference_values: np.ndarray, low: float, high: float, steps: int) -> np.ndarray:
+    """Steps (steps, n) that take each reference's variable to ``steps`` evenly spaced positions
+    from ``low`` to ``high`` (the grid's span): a traversal never commands a reach off the grid."""
+    positions = np.linspace(low, high, steps)
+    return positions[:, None] - np.asarray(reference_values, dtype=np.float64)[None, :]
 
 
 def navigation_effect(variables: np.ndarray, deltas: np.ndarray, intended: int) -> tuple[float, float]:
     """How a traversal moved the behaviour it was meant to move, and how much else it moved (Fig 3B–D).
 
     ``variables`` (steps, n, K): the behavioural variables decoded from trials generated at each
-    step δ (in the intended variable's units) from n reference codes; ``deltas`` (steps,).
-    Returns
-      - slope: least-squares slope of the intended variable (mean over references) against δ
+    step from n reference codes; ``deltas`` (steps,) or (steps, n): the commanded change of the
+    intended variable (its units). Returns
+      - slope: least-squares slope of the decoded intended variable against δ, within references
         (1 = it moved exactly as commanded);
-      - unintended movement: Σ over the other variables of their mean absolute deviation from
-        the value at the reference (δ = 0, or the step nearest it), averaged over steps and
-        references, divided by the mean |δ| commanded: cm of unwanted movement per cm commanded
-        (0 = a perfectly isolated traversal).
+      - unintended movement: Σ over the other variables of their absolute deviation from their
+        value at the reference's own step (δ = 0, or the step nearest it), averaged over steps
+        and references, ÷ the mean |δ| commanded: cm of unwanted movement per cm commanded.
     """
     variables = np.asarray(variables, dtype=np.float64)
-    deltas = np.asarray(deltas, dtype=np.float64)
-    mean = variables[:, :, intended].mean(axis=1)
-    slope = float(np.polyfit(deltas, mean, 1)[0])
-    origin = int(np.argmin(np.abs(deltas)))
+    deltas = np.broadcast_to(np.asarray(deltas, dtype=np.float64).reshape(len(variables), -1),
+                             variables.shape[:2])
+    x = deltas - deltas.mean(axis=0)
+    y = variables[:, :, intended] - variables[:, :, intended].mean(axis=0)
+    if not (x ** 2).sum() > 0:
+        raise Undefined("the traversal commands no change")
+    slope = float((x * y).sum() / (x ** 2).sum())
+    origin = np.argmin(np.abs(deltas), axis=0)  # (n,)
     others = [k for k in range(variables.shape[2]) if k != intended]
-    deviation = np.abs(variables[:, :, others] - variables[origin][None, :, others]).sum(axis=2).mean()
+    at_origin = variables[origin, np.arange(variables.shape[1])][:, others]  # (n, K-1)
+    deviation = np.abs(variables[:, :, others] - at_origin[None]).sum(axis=2).mean()
     return slope, float(deviation / np.mean(np.abs(deltas)))
+
+
+def leakage(unintended: float, slope: float, min_slope: float = 0.1) -> float:
+    """Unintended movement per cm the intended variable really moved: ``unintended`` (per cm
+    commanded) ÷ |slope|. A traversal that barely moves its variable (|slope| < ``min_slope``)
+    has no meaningful ratio."""
+    if not abs(slope) >= min_slope:
+        raise Undefined(f"the intended variable barely moves (slope {slope:.3f} < {min_slope}), so unintended "
+                        f"movement per achieved cm is not meaningful")
+    return float(unintended / abs(slope))
 
 
 def heldout_target_error(train_codes: np.ndarray, train_targets: np.ndarray, heldout_codes: np.ndarray,

@@ -1,241 +1,283 @@
-"""The paper's evaluation (Figs 2–4) of any set of trained models on one dataset.
+"""The evaluation report: every model (one or more training seeds each) on one dataset.
 
-`evaluate_model` computes every metric and keeps the arrays the figures draw; `write_report`
-writes ``report.json`` ({model: {metric: value}}), ``report.md`` (one table, models side by
-side) and the PNG figures (`figures.py`).
+``report.json`` is strict JSON (no NaN or infinity)::
 
-Protocol, the same for every model:
-- codes: `encode` of every trial; behaviour axes (codes ≈ A·b + c0, b = start x/y, target
-  x/y in cm) and the code→target map for held-out conditions are fitted on the held-in
-  *training* trials only;
-- code SNR along each target axis: held-in test trials, conditions = targets;
-- R² generated vs truth: each held-in test trial's code is generated `samples` times; per
-  neuron, R² between condition-averaged generated rates and condition-averaged true rates
-  (smoothed recorded rates when the dataset has no ground truth), then the mean over neurons;
-  `r2_generated_single` is the same for single draws against single trials; `r2_truth_ceiling`
-  is the R² that the other held-in trials' condition-averaged true rates reach against the test
-  trials' (what a perfect model of the condition means could reach with this few test trials);
-- navigation: from the held-in test trials' codes, step along axis k by δ ∈ the grid's span
-  (in cm), generate, decode the reach with the behaviour decoder fitted on the recorded
-  training trials, read start and target; slope and unintended movement as in
-  `metrics.navigation_effect`; leakage = unintended movement ÷ |slope| (unwanted cm per cm the
-  intended variable really moved);
-- orthogonality: cosine between the target-x and target-y axes (and every pair);
-- held-out conditions: `metrics.heldout_target_error` on the held-out-condition test trials.
+    {"dataset": {"trials": int, "test_trials_per_heldin_target_min": int, ...},
+     "protocol": str, "seeds": [int, ...],
+     "models": {name: {metric: {"mean": float|null, "sd": float|null, "seeds": [float|null, ...],
+                                "why": str (only when something is null)}}}}
+
+``report.md`` shows the same as "mean ± sd (per-seed values)" with every row explained, "n/a (why)"
+where a metric is undefined, and the figures of the first seed with how to read them.
+`comparison_paragraph` turns a report into the README's comparison sentences: "A beats B" only
+where every seed agrees.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_path
-from ..data.preprocessing import smoothed_rates
 from ..data.trialdata import TrialData
-from ..errors import GnocchiError
-from .decoding import VARIABLES, BehaviourDecoder, reach_variables
-from .metrics import (axis_cosine, behaviour_axes, code_snr, condition_average, heldout_target_error,
-                      navigation_codes, navigation_effect, principal_axes, r2_per_neuron, velocity_r2)
+from .decoding import BehaviourDecoder
+from .evaluation import ModelEvaluation, evaluate_model, evaluation_steps
 
-NAVIGATED = ("target_x", "target_y")  # the axes the report traverses
-METRICS = ("code_snr_target_x", "code_snr_target_y", "r2_generated", "r2_generated_single", "r2_truth_ceiling",
-           "nav_slope_target_x", "nav_slope_target_y", "unintended_target_x", "unintended_target_y",
-           "leakage_target_x", "leakage_target_y", "axis_cos_target_x_target_y",
-           "heldout_target_error_cm", "heldout_target_error_frac_grid", "velocity_r2", "decoded_target_error_cm")
+PROTOCOL = ("Behaviour axes, discriminant directions and decoders are fitted on the held-in training trials; "
+            "early stopping reads the 'valid' split; every number here is measured on the test split (held-in "
+            "test trials, plus all held-out-target trials for held-out prediction), which no setting was chosen "
+            "on. Code SNR pools the held-in valid and test trials. The default models' settings and where they "
+            "were chosen: gnocchi_core/assets.py. Definitions: gnocchi_core/analysis/evaluation.py and metrics.py.")
 
-
-@dataclass
-class ModelEvaluation:
-    """One model's metrics and the arrays its figures draw."""
-
-    name: str
-    kind: str
-    metrics: dict[str, float]
-    codes: np.ndarray  # (trials, L): every trial of the dataset, in its order
-    pcs: np.ndarray  # (trials, 3): codes projected on their top-3 principal axes (fitted on all trials)
-    pc_variance: np.ndarray  # (3,): explained-variance ratios
-    axes: np.ndarray  # (L, 4): behaviour axes, columns in VARIABLES order
-    r2_neurons: np.ndarray  # (neurons,): condition-averaged R² per neuron
-    navigation: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    # per navigated variable: deltas (steps,), positions (steps, bins, 2) = decoded hand path averaged
-    # over references, variables (steps, references, 4) decoded start/target, reference_variables (4,)
-    heldout: dict[str, np.ndarray] = field(default_factory=dict)  # predicted (n, 2), true (n, 2) targets
-
-
-def behaviour_table(data: TrialData) -> np.ndarray:
-    """(trials, 4) start x/y, target x/y from the trial table; an error names what is missing."""
-    missing = [v for v in VARIABLES if data.trial_info[v].isna().any()]
-    if missing:
-        raise GnocchiError(f"the evaluation needs {list(VARIABLES)} on every trial; {missing} are missing "
-                           f"(NaN) for some trials")
-    return data.trial_info[list(VARIABLES)].to_numpy(dtype=np.float64)
-
-
-def grid_spacing(values: np.ndarray) -> float:
-    """Smallest gap between distinct target coordinates (the grid spacing, in cm)."""
-    distinct = np.unique(np.round(np.asarray(values, dtype=np.float64), 6))
-    if len(distinct) < 2:
-        raise GnocchiError("targets take a single value: no grid to navigate across")
-    return float(np.diff(distinct).min())
-
-
-def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder, *, samples: int = 5,
-                   nav_steps: int = 9, seed: int = 0, progress=None) -> ModelEvaluation:
-    """Every metric of the module docstring for one model. ``progress``: a callable(n) ticked per generation."""
-    tick = progress or (lambda n=1: None)
-    info = data.trial_info
-    behaviour = behaviour_table(data)
-    heldout = info["heldout_condition"].to_numpy(bool)
-    train, test = data.heldin_conditions("train"), data.heldin_conditions("test")
-    if not train.any() or not test.any():
-        raise GnocchiError("the evaluation needs held-in 'train' and 'test' trials")
-    codes = model.encode(data)
-    axes, _ = behaviour_axes(codes[train], behaviour[train])
-    pc_axes, pc_variance, pc_mean = principal_axes(codes, 3)
-    metrics: dict[str, float] = {}
-    conditions = info["condition_id"].to_numpy()
-    for k, variable in enumerate(VARIABLES):
-        if variable in NAVIGATED:
-            metrics[f"code_snr_{variable}"] = code_snr(codes[test], axes[:, k], conditions[test])
-
-    # generated vs truth
-    test_data = data.subset(trials=test)
-    draws = []
-    for s in range(samples):
-        draws.append(model.generate(codes[test], seed=seed + s).rates)
-        tick(1)
-    draws = np.stack(draws)
-    truth = test_data.rates if test_data.rates is not None else \
-        smoothed_rates(test_data.spikes, data.bin_ms, decoder.sigma_ms)
-    truth_avg, _ = condition_average(truth, conditions[test])
-    generated_avg, _ = condition_average(draws.mean(0), conditions[test])
-    r2_neurons = r2_per_neuron(truth_avg, generated_avg)
-    metrics["r2_generated"] = float(np.mean(r2_neurons))
-    metrics["r2_generated_single"] = float(np.mean(r2_per_neuron(truth, draws[0])))
-    if data.rates is not None:  # how well the other held-in trials' truth predicts the test trials' truth
-        others = ~test & ~heldout & np.isin(conditions, conditions[test])
-        if set(conditions[others]) == set(conditions[test]):
-            metrics["r2_truth_ceiling"] = float(np.mean(r2_per_neuron(
-                truth_avg, condition_average(data.rates[others], conditions[others])[0])))
-
-    # decoding generated reconstructions of the test trials: velocity R² and target error
-    train_rates = model.generate(codes[train], seed=seed).rates
-    tick(1)
-    metrics["velocity_r2"] = velocity_r2(train_rates, data.behavior["hand_vel"][train], draws[0],
-                                         test_data.behavior["hand_vel"])
-    decoded = reach_variables(decoder.position(decoder.predict(draws[0])), data.bin_centers_ms)
-    metrics["decoded_target_error_cm"] = float(np.linalg.norm(decoded[:, 2:] - behaviour[test][:, 2:], axis=1).mean())
-
-    # navigation along the target axes
-    spacing = grid_spacing(behaviour[:, 2:])
-    span = np.ptp(behaviour[:, 2:], axis=0).max()
-    deltas = np.linspace(-span / 2, span / 2, nav_steps)
-    navigation = {}
-    for variable in NAVIGATED:
-        k = VARIABLES.index(variable)
-        stepped = navigation_codes(codes[test], axes[:, k], deltas)
-        variables, paths = [], []
-        for step_codes in stepped:
-            rates = model.generate(step_codes, seed=seed).rates  # same noise at every step
-            tick(1)
-            position = decoder.position(decoder.predict(rates))
-            variables.append(reach_variables(position, data.bin_centers_ms))
-            paths.append(position.mean(axis=0))
-        variables = np.stack(variables)
-        slope, unintended = navigation_effect(variables, deltas, k)
-        metrics[f"nav_slope_{variable}"] = slope
-        metrics[f"unintended_{variable}"] = unintended
-        # per cm the intended variable actually moved: a model that barely moves scores 0 above, not here
-        metrics[f"leakage_{variable}"] = unintended / abs(slope) if slope else float("inf")
-        navigation[variable] = {"deltas": deltas, "positions": np.stack(paths), "variables": variables}
-
-    for a in range(4):
-        for b in range(a + 1, 4):
-            metrics[f"axis_cos_{VARIABLES[a]}_{VARIABLES[b]}"] = axis_cosine(axes[:, a], axes[:, b])
-
-    heldout_result = {}
-    if heldout.any():
-        errors, predicted = heldout_target_error(codes[train], behaviour[train, 2:], codes[heldout],
-                                                 behaviour[heldout, 2:])
-        metrics["heldout_target_error_cm"] = float(errors.mean())
-        metrics["heldout_target_error_frac_grid"] = float(errors.mean() / spacing)
-        heldout_result = {"predicted": predicted, "true": behaviour[heldout, 2:]}
-    pcs = (codes - pc_mean) @ pc_axes.T
-    return ModelEvaluation(name, getattr(model, "kind", "model"), metrics, codes, pcs, pc_variance, axes, r2_neurons,
-                           navigation, heldout_result)
+#: (metric, what the row shows, which way is better: +1 higher, -1 lower, 0 neither)
+ROWS = [
+    ("code_snr_target_x", "code SNR for target x, along the discriminant direction", +1),
+    ("code_snr_target_y", "code SNR for target y, along the discriminant direction", +1),
+    ("code_snr_axis_target_x", "code SNR for target x, along the behaviour axis", +1),
+    ("code_snr_axis_target_y", "code SNR for target y, along the behaviour axis", +1),
+    ("r2_generated", "R² generated vs true rates: conditional means, condition-averaged, mean over neurons", +1),
+    ("r2_generated_single", "R² generated vs true rates: single draws, condition-averaged", +1),
+    ("r2_truth_ceiling", "R² ceiling: other trials' true rates vs the test trials' (a property of the data)", 0),
+    ("nav_slope_target_x", "navigation slope, target x (decoded cm per commanded cm; 1 = exact)", 0),
+    ("nav_slope_target_y", "navigation slope, target y (1 = exact)", 0),
+    ("leakage_target_x", "leakage navigating target x: unintended cm per achieved cm", -1),
+    ("leakage_target_y", "leakage navigating target y: unintended cm per achieved cm", -1),
+    ("unintended_target_x", "unintended cm per commanded cm, navigating target x", -1),
+    ("unintended_target_y", "unintended cm per commanded cm, navigating target y", -1),
+    ("axis_cos_whitened_target_x_target_y", "|cos| target-x vs target-y axes on whitened codes (0 = orthogonal)", -1),
+    ("axis_cos_random_expected", "|cos| expected between random axes in that code dimension", 0),
+    ("decoded_target_error_cm", "endpoint error of reaches decoded from generated test trials (conditional means), cm",
+     -1),
+    ("decoded_target_error_cm_single", "the same from single draws, cm", -1),
+    ("velocity_r2", "hand-velocity R² decoded from generated test trials (conditional means)", +1),
+    ("velocity_r2_single", "the same from single draws", +1),
+    ("heldout_target_error_cm", "held-out target error predicted from codes, cm", -1),
+    ("heldout_target_error_frac_grid", "held-out target error ÷ grid spacing", -1),
+    ("decoder_endpoint_error_cm", "behaviour decoder's median endpoint error on the recorded test trials, cm "
+                                  "(the same for every model)", 0),
+]
+BETTER = {key: sign for key, _, sign in ROWS}
+#: the metrics the README's comparison paragraph speaks about, with their short names and how a value
+#: scores (higher score = better): the slope is better the closer it is to 1
+COMPARED = {
+    "code_snr_target_x": ("code SNR for target x", lambda v: v),
+    "code_snr_target_y": ("code SNR for target y", lambda v: v),
+    "r2_generated": ("R² of generated vs true rates", lambda v: v),
+    "nav_slope_target_x": ("navigation slope for target x (1 = exact)", lambda v: -abs(1 - v)),
+    "nav_slope_target_y": ("navigation slope for target y (1 = exact)", lambda v: -abs(1 - v)),
+    "leakage_target_x": ("leakage navigating target x", lambda v: -v),
+    "leakage_target_y": ("leakage navigating target y", lambda v: -v),
+    "decoded_target_error_cm": ("endpoint error of reaches decoded from generated trials (cm)", lambda v: -v),
+    "heldout_target_error_frac_grid": ("held-out target error ÷ grid spacing", lambda v: -v),
+    "axis_cos_whitened_target_x_target_y": ("|cos| between the whitened target axes", lambda v: -v),
+}
+FIGURES = {
+    "codes_pca": "Codes of every trial on their first principal components, coloured by target x and y (held-out "
+                 "targets as crosses). A disentangled code shows smooth colour gradients in different directions.",
+    "code_snr": "Code SNR per target coordinate: between-target variance ÷ within-target variance of the codes "
+                "projected on one direction (dark: the direction that best predicts the coordinate; light: the "
+                "behaviour axis). Higher means targets are better separated in code space.",
+    "r2_neurons": "Per-neuron R² between condition-averaged generated and true rates. R² is 1 for a perfect match, 0 "
+                  "for a prediction no better than the neuron's mean, and negative when the prediction is further "
+                  "from the truth than that mean (e.g. the right shape at the wrong level).",
+    "navigation": "Navigation: codes of test trials stepped along the target-x (top) or target-y axis so the "
+                  "commanded target sweeps the grid; the reach decoded from the generated activity, coloured by the "
+                  "commanded position. Below: decoded vs commanded target; the dashed identity line is exact control.",
+    "unintended_orthogonality": "Left: leakage (cm of unwanted movement of the other start/target coordinates per cm "
+                                "the commanded coordinate really moved) and unintended movement per commanded cm. "
+                                "Right: |cos| between the target-x and target-y axes on whitened codes, beside the "
+                                "value expected for random axes in that dimension.",
+    "heldout_targets": "Targets of held-out conditions (never trained on) predicted from their trials' codes by a "
+                       "linear map fitted on held-in trials; lines join prediction and truth.",
+}
 
 
-def evaluate_models(models: dict, data: TrialData, decoder: BehaviourDecoder | None = None, *, samples: int = 5,
-                    nav_steps: int = 9, seed: int = 0, progress: bool = True) -> list[ModelEvaluation]:
-    """`evaluate_model` for each named model, with one progress bar over every generation.
-
-    The decoder defaults to one fitted on the dataset's held-in training trials.
-    """
+def evaluate_models(models: dict, data: TrialData, decoder: BehaviourDecoder | None = None, *, samples: int = 8,
+                    nav_steps: int = 9, seed: int = 0, progress: bool = True,
+                    desc: str = "evaluating") -> list[ModelEvaluation]:
+    """`evaluate_model` for each named model, with one progress bar. The decoder defaults to one
+    fitted on the dataset's held-in training trials."""
     from tqdm.auto import tqdm
 
     if decoder is None:
         decoder = BehaviourDecoder.fit(data.subset(trials=data.heldin_conditions("train")))
-    calls_per_model = samples + 1 + 2 * nav_steps
-    with tqdm(total=calls_per_model * len(models), desc="generating", unit="batch", disable=not progress) as bar:
+    with tqdm(total=evaluation_steps(nav_steps) * len(models), desc=desc, unit="step",
+              disable=not progress, dynamic_ncols=True) as bar:
         return [evaluate_model(name, model, data, decoder, samples=samples, nav_steps=nav_steps, seed=seed,
                                progress=bar.update) for name, model in models.items()]
 
 
-def write_report(evaluations: list[ModelEvaluation], data: TrialData, out_dir: str | os.PathLike, *,
-                 source: str = "", figures: bool = True) -> Path:
-    """``report.json``, ``report.md`` and the figures in ``out_dir`` (each written atomically)."""
+def dataset_summary(data: TrialData, source: str = "") -> dict:
+    """Counts that say how much the report's numbers can be trusted."""
+    info = data.trial_info
+    heldout = info["heldout_condition"].to_numpy(bool)
+    test = data.heldin_conditions("test")
+    per_target = info.loc[test, "condition_id"].value_counts()
+    return {"source": source, "trials": int(data.n_trials), "neurons": int(data.n_neurons),
+            "heldin_targets": int(info.loc[~heldout, "condition_id"].nunique()),
+            "heldout_targets": int(info.loc[heldout, "condition_id"].nunique()),
+            "train_trials": int(data.heldin_conditions("train").sum()),
+            "valid_trials": int(data.heldin_conditions("valid").sum()),
+            "test_trials_heldin": int(test.sum()), "test_trials_heldout": int(heldout.sum()),
+            "test_trials_per_heldin_target_min": int(per_target.min()) if len(per_target) else 0,
+            "ground_truth_rates": data.rates is not None}
+
+
+def aggregate(per_seed: list[ModelEvaluation]) -> dict:
+    """{metric: {mean, sd, seeds, why?}} over one model's seeds (sd with ddof 1; null below two seeds)."""
+    keys = list(dict.fromkeys(k for ev in per_seed for k in ev.metrics))
+    out = {}
+    for key in keys:
+        values = [ev.metrics.get(key) for ev in per_seed]
+        defined = [v for v in values if v is not None]
+        entry = {"mean": float(np.mean(defined)) if defined else None,
+                 "sd": float(np.std(defined, ddof=1)) if len(defined) > 1 else None,
+                 "seeds": [None if v is None else round(float(v), 6) for v in values]}
+        reasons = {i: ev.why[key] for i, ev in enumerate(per_seed) if key in ev.why}
+        if len(reasons) == len(per_seed) and len(set(reasons.values())) == 1:
+            entry["why"] = next(iter(reasons.values()))
+        elif reasons:
+            entry["why"] = "; ".join(f"seed {i}: {text}" for i, text in reasons.items())
+        elif entry["sd"] is None:
+            entry["why"] = "a single seed has no spread"
+        if entry["mean"] is not None:
+            entry["mean"] = round(entry["mean"], 6)
+        if entry["sd"] is not None:
+            entry["sd"] = round(entry["sd"], 6)
+        out[key] = entry
+    return out
+
+
+def build_report(per_seed: dict[str, list[ModelEvaluation]], data: TrialData, *, source: str = "",
+                 seeds: list[int] | None = None, extra: dict | None = None) -> dict:
+    """The report.json structure (see the module docstring)."""
+    seeds = seeds if seeds is not None else list(range(len(next(iter(per_seed.values())))))
+    report = {"dataset": dataset_summary(data, source), "protocol": PROTOCOL, "seeds": seeds,
+              "models": {name: {"kind": evs[0].kind, **aggregate(evs)} for name, evs in per_seed.items()}}
+    report.update(extra or {})
+    return report
+
+
+def write_report(per_seed: dict[str, list[ModelEvaluation]] | list[ModelEvaluation], data: TrialData,
+                 out_dir: str | os.PathLike, *, source: str = "", seeds: list[int] | None = None,
+                 extra: dict | None = None, figures: bool = True) -> dict:
+    """``report.json``, ``report.md`` and the figures (of the first seed) in ``out_dir``, each written
+    atomically. ``per_seed``: {model: [evaluation per seed]}, or a list of single-seed evaluations."""
+    if isinstance(per_seed, list):
+        per_seed = {ev.name: [ev] for ev in per_seed}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = {ev.name: {"kind": ev.kind, **{k: round(float(v), 6) for k, v in ev.metrics.items()}}
-             for ev in evaluations}
+    report = build_report(per_seed, data, source=source, seeds=seeds, extra=extra)
     with atomic_path(out_dir / "report.json") as tmp:
-        tmp.write_text(json.dumps(table, indent=1))
-    written = [Path(p).name for p in (_figures(evaluations, data, out_dir) if figures else [])]
+        tmp.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    written = []
+    if figures:
+        from .figures import write_figures
+
+        written = [Path(p).name for p in write_figures([evs[0] for evs in per_seed.values()], data, out_dir)]
     with atomic_path(out_dir / "report.md") as tmp:
-        tmp.write_text(_markdown(evaluations, source, written))
-    return out_dir
+        tmp.write_text(markdown(report, written))
+    return report
 
 
-def _figures(evaluations, data, out_dir):
-    from .figures import write_figures
-
-    return write_figures(evaluations, data, out_dir)
-
-
-DESCRIPTIONS = {
-    "code_snr_target_x": "code SNR along the target-x axis (↑)",
-    "code_snr_target_y": "code SNR along the target-y axis (↑)",
-    "r2_generated": "R² generated vs truth, condition-averaged, mean over neurons (↑)",
-    "r2_generated_single": "R² generated vs truth, single trials (↑)",
-    "r2_truth_ceiling": "R² ceiling: other trials' true rates vs the test trials' (data, not model)",
-    "nav_slope_target_x": "navigation slope, target x (1 = exact)",
-    "nav_slope_target_y": "navigation slope, target y (1 = exact)",
-    "unintended_target_x": "unintended movement per cm, navigating target x (↓)",
-    "unintended_target_y": "unintended movement per cm, navigating target y (↓)",
-    "leakage_target_x": "unintended movement per cm of achieved target-x movement (↓)",
-    "leakage_target_y": "unintended movement per cm of achieved target-y movement (↓)",
-    "axis_cos_target_x_target_y": "cosine between target-x and target-y axes (0 = orthogonal)",
-    "heldout_target_error_cm": "held-out target error, cm (↓)",
-    "heldout_target_error_frac_grid": "held-out target error / grid spacing (↓)",
-    "velocity_r2": "hand-velocity R² decoded from generated reconstructions (↑)",
-    "decoded_target_error_cm": "decoded endpoint error of generated test trials, cm (↓)",
-}
+def format_entry(entry: dict, digits: int = 3) -> str:
+    """"mean ± sd (seed values)", or "n/a (why)"."""
+    if entry["mean"] is None:
+        return f"n/a ({entry.get('why', 'undefined')})"
+    text = f"{entry['mean']:.{digits}f}"
+    if entry["sd"] is not None:
+        text += f" ± {entry['sd']:.{digits}f}"
+    if len(entry["seeds"]) > 1:
+        text += " (" + ", ".join("n/a" if v is None else f"{v:.{digits}f}" for v in entry["seeds"]) + ")"
+    return text
 
 
-def _markdown(evaluations: list[ModelEvaluation], source: str, figures: list[str]) -> str:
-    names = [ev.name for ev in evaluations]
-    keys = [k for k in METRICS if any(k in ev.metrics for ev in evaluations)]
-    keys += sorted({k for ev in evaluations for k in ev.metrics} - set(keys))
-    lines = [f"# Evaluation{f' on {source}' if source else ''}", "",
-             "| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+def _describe(key: str, described: dict) -> str:
+    if key in described:
+        return described[key]
+    if key.startswith("axis_cos_"):
+        a, b = (v.replace("_", " ") for v in re.findall(r"(?:start|target)_[xy]", key))
+        return f"cosine between the {a} and {b} axes, raw codes (`{key}`)"
+    return key
+
+
+def markdown(report: dict, figures: list[str]) -> str:
+    names = list(report["models"])
+    data = report["dataset"]
+    lines = [f"# Evaluation{' on ' + data['source'] if data.get('source') else ''}", "",
+             f"{data['trials']} trials, {data['neurons']} neurons; {data['heldin_targets']} held-in conditions "
+             f"({data['train_trials']} train, {data['valid_trials']} valid, {data['test_trials_heldin']} test trials, "
+             f"at least {data['test_trials_per_heldin_target_min']} test trials per condition) and "
+             f"{data['heldout_targets']} held-out conditions ({data['test_trials_heldout']} trials). "
+             f"Seeds: {', '.join(map(str, report['seeds']))}; each cell is mean ± sd over seeds (sd with ddof 1), "
+             "then the per-seed values.", "", PROTOCOL, "",
+             "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    described = {key: text for key, text, _ in ROWS}
+    keys = [key for key, _, _ in ROWS if any(key in report["models"][n] for n in names)]
+    keys += sorted({k for n in names for k in report["models"][n] if k != "kind"} - set(keys) - {"kind"})
     for key in keys:
-        values = [f"{ev.metrics[key]:.3f}" if key in ev.metrics else "–" for ev in evaluations]
-        lines.append(f"| {DESCRIPTIONS.get(key, key)} | " + " | ".join(values) + " |")
-    lines += ["", "Protocol: `gnocchi_core/analysis/report.py` (module docstring); metric definitions: "
-              "`gnocchi_core/analysis/metrics.py`.", ""]
-    lines += [f"![{Path(f).stem}]({f})" for f in figures]
-    return "\n".join(lines) + "\n"
+        arrow = {1: " (↑)", -1: " (↓)"}.get(BETTER.get(key, 0), "")
+        cells = [format_entry(report["models"][n][key]) if key in report["models"][n] else "–" for n in names]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in [_describe(key, described) + arrow, *cells])
+                     + " |")
+    lines += ["", "↑ higher is better, ↓ lower is better; rows without an arrow are read against a reference "
+              "(slope: 1; |cos| of random axes; the ceiling and the decoder's error describe the data and the "
+              "instrument, not a model).", ""]
+    for name in figures:
+        stem = Path(name).stem
+        lines += [f"## {stem.replace('_', ' ')}", "", FIGURES.get(stem, ""), "", f"![{stem}]({name})", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- the README's comparison
+README_START, README_END = "<!-- comparison:start (generated from assets/models/report/report.json) -->", \
+    "<!-- comparison:end -->"
+
+
+def comparison_paragraph(report: dict, subject: str = "gnocchi") -> str:
+    """Sentences comparing ``subject`` with every other model on `COMPARED`: "better" or "worse" only
+    where the seeds agree — every seed of one model beats every seed of the other (the per-seed
+    ranges do not overlap) — otherwise "no consistent difference"."""
+    models = report["models"]
+    lines = []
+    for other in [n for n in models if n != subject]:
+        wins, losses, ties = [], [], []
+        for key, (name, score) in COMPARED.items():
+            a, b = models[subject].get(key), models[other].get(key)
+            if a is None or b is None or a["mean"] is None or b["mean"] is None:
+                continue
+            mine = [score(v) for v in a["seeds"] if v is not None]
+            theirs = [score(v) for v in b["seeds"] if v is not None]
+            label = f"{name} ({a['mean']:.2f} vs {b['mean']:.2f})"
+            if min(mine) > max(theirs):
+                wins.append(label)
+            elif max(mine) < min(theirs):
+                losses.append(label)
+            else:
+                ties.append(label)
+        parts = [f"**{subject} vs {other}** (means over {len(report['seeds'])} seeds; better or worse only where "
+                 f"every seed of one beats every seed of the other):"]
+        parts.append(f"better on {', '.join(wins)}." if wins else "better on none of the compared metrics.")
+        parts.append(f"Worse on {', '.join(losses)}." if losses else "Worse on none.")
+        if ties:
+            parts.append(f"No consistent difference on {', '.join(ties)}.")
+        lines.append(" ".join(parts))
+    return "\n\n".join(lines)
+
+
+def update_readme(readme: str | os.PathLike, report: dict) -> bool:
+    """Rewrite the generated comparison between the README's markers; True when it changed."""
+    path = Path(readme)
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    new = pattern.sub(lambda _: f"{README_START}\n{comparison_paragraph(report)}\n{README_END}", text)
+    if new != text:
+        with atomic_path(path) as tmp:
+            tmp.write_text(new)
+    return new != text

@@ -1,0 +1,312 @@
+"""The paper's evaluation (Figs 2–4) of one trained model on one dataset: every metric, and the
+arrays the figures draw.
+
+Protocol, the same for every model (no setting is chosen on the trials it reports):
+- codes: `encode` of every trial. Behaviour axes (codes ≈ A·b + c0, b = start x/y, target x/y
+  in cm), discriminant directions, whitening and the code→target map for held-out conditions
+  are fitted on the held-in *training* trials only.
+- code SNR (`metrics.code_snr`, unbiased variances) on the pooled held-in valid + test trials,
+  conditions = targets: along the discriminant direction of the variable (`code_snr_target_x`)
+  and along its behaviour axis (`code_snr_axis_target_x`).
+- generation, like with like: each held-in test trial's code → a *conditional mean* (GNOCCHI:
+  the mean of ``samples`` diffusion samples; LFADS: its deterministic rates from the IC posterior
+  mean) and a *single draw* (GNOCCHI: one sample; LFADS: the rates from one draw of the IC
+  posterior). For each kind: R² of condition-averaged generated vs true rates per neuron, mean over
+  neurons (`r2_generated`, `r2_generated_single`); hand-velocity R² and endpoint error of the reach
+  the behaviour decoder reads from the generated rates (`velocity_r2`, `decoded_target_error_cm`,
+  and `_single`). `r2_truth_ceiling`: the same R² for the other held-in trials' true rates (what a
+  perfect model of the condition means reaches on these test trials).
+- navigation: from one held-in test trial per target, step the code along the target axis so the
+  commanded target visits ``nav_steps`` positions across the grid's span (never off the grid),
+  generate conditional means, decode start and target; slope, unintended movement per commanded
+  cm, and leakage = unintended movement per achieved cm (`metrics.navigation_effect`, `leakage`).
+- orthogonality: |cos| between the target-x and target-y axes fitted on whitened codes, beside the
+  |cos| of random axes in that dimension.
+- held-out conditions: `metrics.heldout_target_error` on the held-out-condition trials.
+- the decoder itself: median endpoint error on the recorded held-in test trials
+  (`decoder_endpoint_error_cm`, from their true rates when the dataset has them).
+Undefined metrics are None with a reason in ``why``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.preprocessing import smoothed_rates
+from ..data.trialdata import TrialData
+from ..errors import GnocchiError
+from .decoding import VARIABLES, BehaviourDecoder, reach_variables
+from .metrics import (Undefined, axis_cosine, behaviour_axes, code_snr, condition_average, discriminant_direction, grid_deltas,
+                      heldout_target_error, leakage, mean_r2, navigation_codes, navigation_effect, principal_axes,
+                      r2_per_neuron, random_axis_cosine, whitened_axis_cosine)
+
+NAVIGATED = ("target_x", "target_y")  # the axes the report traverses
+
+
+@dataclass
+class ModelEvaluation:
+    """One model's metrics (None = undefined, reason in ``why``) and the arrays its figures draw."""
+
+    name: str
+    kind: str
+    metrics: dict[str, float | None]
+    why: dict[str, str]
+    codes: np.ndarray  # (trials, L): every trial of the dataset, in its order
+    pcs: np.ndarray  # (trials, 3): codes projected on their top-3 principal axes (fitted on all trials)
+    pc_variance: np.ndarray  # (3,): explained-variance ratios
+    axes: np.ndarray  # (L, 4): behaviour axes, columns in VARIABLES order
+    r2_neurons: np.ndarray  # (neurons,): condition-averaged R² per neuron (NaN where undefined)
+    navigation: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # per navigated variable: positions (steps,) commanded, paths (steps, bins, 2) decoded hand path
+    # averaged over references, variables (steps, references, 4) decoded start/target
+    heldout: dict[str, np.ndarray] = field(default_factory=dict)  # predicted (n, 2), true (n, 2) targets
+
+
+class Recorder:
+    """Collects metrics: a value, or None and the reason when the computation raises `Undefined`."""
+
+    def __init__(self):
+        self.metrics: dict[str, float | None] = {}
+        self.why: dict[str, str] = {}
+
+    def __call__(self, name: str, compute):
+        try:
+            value = float(compute())
+            if not math.isfinite(value):
+                raise Undefined(f"the computation gave {value}")
+        except Undefined as reason:
+            self.metrics[name], self.why[name] = None, str(reason)
+            return None
+        self.metrics[name] = value
+        return value
+
+
+def behaviour_table(data: TrialData) -> np.ndarray:
+    """(trials, 4) start x/y, target x/y from the trial table; an error names what is missing."""
+    missing = [v for v in VARIABLES if data.trial_info[v].isna().any()]
+    if missing:
+        raise GnocchiError(f"the evaluation needs {list(VARIABLES)} on every trial; {missing} are missing "
+                           f"(NaN) for some trials")
+    return data.trial_info[list(VARIABLES)].to_numpy(dtype=np.float64)
+
+
+def grid_spacing(values: np.ndarray) -> float:
+    """Smallest gap between distinct target coordinates (the grid spacing, in cm)."""
+    distinct = np.unique(np.round(np.asarray(values, dtype=np.float64), 6))
+    if len(distinct) < 2:
+        raise GnocchiError("targets take a single value: no grid to navigate across")
+    return float(np.diff(distinct).min())
+
+
+def first_per_condition(mask: np.ndarray, conditions: np.ndarray, n: int = 1) -> np.ndarray:
+    """Indices of the first ``n`` trials of each condition among ``mask``."""
+    chosen = [np.flatnonzero(mask & (conditions == c))[:n] for c in np.unique(conditions[mask])]
+    return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=int)
+
+
+def conditional_mean(model, codes: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """Rates averaged over ``samples`` generations (one when the model's generation is deterministic)."""
+    n = 1 if getattr(model, "deterministic_generate", False) else samples
+    total = None
+    for s in range(n):
+        rates = model.generate(codes, seed=seed + s).rates.astype(np.float64)
+        total = rates if total is None else total + rates
+    return total / n
+
+
+def single_draw(model, trials: TrialData, codes: np.ndarray, seed: int) -> np.ndarray:
+    """One draw per trial: a diffusion sample, or (deterministic generators) rates from a posterior
+    sample of the code."""
+    if getattr(model, "deterministic_generate", False):
+        return model.generate(model.encode(trials, sample=True, seed=seed), seed=seed).rates
+    return model.generate(codes, seed=seed).rates
+
+
+def decoder_endpoint_errors(decoder: BehaviourDecoder, data: TrialData, trials: np.ndarray,
+                            use_rates: bool = True) -> np.ndarray:
+    """Endpoint error (cm) per recorded trial of the decoder: its true rates when known and
+    ``use_rates``, else its smoothed spikes."""
+    targets = behaviour_table(data)[trials, 2:]
+    if use_rates and data.rates is not None:
+        decoded = decoder.predict(data.rates[trials])
+    else:
+        decoded = decoder.predict(smoothed_rates(data.spikes[trials], data.bin_ms, decoder.sigma_ms))
+    ends = reach_variables(decoder.position(decoded), data.bin_centers_ms)[:, 2:]
+    return np.linalg.norm(ends - targets, axis=1)
+
+
+def decoded_reach(decoder: BehaviourDecoder, rates: np.ndarray, data: TrialData) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded (positions (n, bins, 2), start/target variables (n, 4)) of generated rates."""
+    positions = decoder.position(decoder.predict(rates))
+    return positions, reach_variables(positions, data.bin_centers_ms)
+
+
+def velocity_r2(decoder: BehaviourDecoder, rates: np.ndarray, velocity: np.ndarray) -> float:
+    """Variance-weighted R² of the hand velocity the decoder reads from ``rates`` against ``velocity``."""
+    from sklearn.metrics import r2_score
+
+    columns = [decoder.outputs.index("hand_vel_x"), decoder.outputs.index("hand_vel_y")]
+    decoded = decoder.predict(rates)[..., columns]
+    return float(r2_score(velocity.reshape(-1, 2), decoded.reshape(-1, 2), multioutput="variance_weighted"))
+
+
+def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder, *, samples: int = 8,
+                   nav_steps: int = 9, seed: int = 0, progress=None) -> ModelEvaluation:
+    """Every metric of the module docstring for one model. ``progress``: a callable(n) ticked per step."""
+    tick = progress or (lambda n=1: None)
+    info = data.trial_info
+    behaviour = behaviour_table(data)
+    conditions = info["condition_id"].to_numpy()
+    heldout = info["heldout_condition"].to_numpy(bool)
+    train, test = data.heldin_conditions("train"), data.heldin_conditions("test")
+    pool = data.heldin_conditions("valid", "test")
+    if not train.any() or not test.any():
+        raise GnocchiError("the evaluation needs held-in 'train' and 'test' trials")
+    record = Recorder()
+    codes = model.encode(data)
+    axes, _ = behaviour_axes(codes[train], behaviour[train])
+    pc_axes, pc_variance, pc_mean = principal_axes(codes, 3)
+    for k, variable in enumerate(VARIABLES):
+        if variable in NAVIGATED:
+            record(f"code_snr_{variable}", lambda: code_snr(
+                codes[pool], discriminant_direction(codes[train], behaviour[train, k]), conditions[pool]))
+            record(f"code_snr_axis_{variable}", lambda: code_snr(codes[pool], axes[:, k], conditions[pool]))
+    tick(1)
+
+    # generation: conditional means and single draws of the held-in test trials
+    test_data = data.subset(trials=test)
+    mean = conditional_mean(model, codes[test], samples, seed)
+    single = single_draw(model, test_data, codes[test], seed)
+    tick(1)
+    truth = test_data.rates if test_data.rates is not None else \
+        smoothed_rates(test_data.spikes, data.bin_ms, decoder.sigma_ms)
+    truth_avg, labels = condition_average(truth, conditions[test])
+    r2_neurons = r2_per_neuron(truth_avg, condition_average(mean, conditions[test])[0])
+    record("r2_generated", lambda: mean_r2(truth_avg, condition_average(mean, conditions[test])[0]))
+    record("r2_generated_single", lambda: mean_r2(truth_avg, condition_average(single, conditions[test])[0]))
+    record("r2_truth_ceiling", lambda: _truth_ceiling(data, test, heldout, conditions, truth_avg, labels))
+    test_targets = behaviour[test, 2:]
+    for suffix, rates in (("", mean), ("_single", single)):
+        record(f"velocity_r2{suffix}", lambda: velocity_r2(decoder, rates, test_data.behavior["hand_vel"]))
+        ends = decoded_reach(decoder, rates, data)[1][:, 2:]
+        record(f"decoded_target_error_cm{suffix}", lambda: np.linalg.norm(ends - test_targets, axis=1).mean())
+    record("decoder_endpoint_error_cm", lambda: np.median(decoder_endpoint_errors(decoder, data, np.flatnonzero(test))))
+
+    # navigation along the target axes, from one test trial per held-in target, inside the grid
+    spacing = grid_spacing(behaviour[:, 2:])
+    references = first_per_condition(test, conditions)
+    navigation = {}
+    for variable in NAVIGATED:
+        k = VARIABLES.index(variable)
+        low, high = behaviour[:, k].min(), behaviour[:, k].max()
+        deltas = grid_deltas(behaviour[references, k], low, high, nav_steps)
+        stepped = navigation_codes(codes[references], axes[:, k], deltas)
+        variables, paths = [], []
+        for step_codes in stepped:
+            positions, decoded = decoded_reach(decoder, conditional_mean(model, step_codes, samples, seed), data)
+            variables.append(decoded)
+            paths.append(positions.mean(axis=0))
+            tick(1)
+        variables = np.stack(variables)
+        try:
+            effect, reason = navigation_effect(variables, deltas, k), ""
+        except Undefined as undefined:
+            effect, reason = (None, None), str(undefined)
+        slope = record(f"nav_slope_{variable}", lambda: _raise(reason) if effect[0] is None else effect[0])
+        unintended = record(f"unintended_{variable}", lambda: _raise(reason) if effect[1] is None else effect[1])
+        record(f"leakage_{variable}", lambda: _raise(reason or "slope or unintended movement undefined")
+               if slope is None or unintended is None else leakage(unintended, slope))
+        navigation[variable] = {"positions": np.linspace(low, high, nav_steps), "paths": np.stack(paths),
+                                "variables": variables}
+
+    try:
+        cosine, reason = whitened_axis_cosine(codes[train], behaviour[train], VARIABLES.index("target_x"),
+                                              VARIABLES.index("target_y")), ""
+    except Undefined as undefined:
+        cosine, reason = (None, None), str(undefined)
+    record("axis_cos_whitened_target_x_target_y", lambda: _raise(reason) if cosine[0] is None else cosine[0])
+    record("axis_cos_random_expected", lambda: _raise(reason) if cosine[1] is None else random_axis_cosine(cosine[1]))
+    for a in range(4):
+        for b in range(a + 1, 4):
+            record(f"axis_cos_{VARIABLES[a]}_{VARIABLES[b]}", lambda: axis_cosine(axes[:, a], axes[:, b]))
+
+    heldout_result = {}
+    if heldout.any():
+        errors, predicted = heldout_target_error(codes[train], behaviour[train, 2:], codes[heldout],
+                                                 behaviour[heldout, 2:])
+        record("heldout_target_error_cm", lambda: errors.mean())
+        record("heldout_target_error_frac_grid", lambda: errors.mean() / spacing)
+        heldout_result = {"predicted": predicted, "true": behaviour[heldout, 2:]}
+    else:
+        for key in ("heldout_target_error_cm", "heldout_target_error_frac_grid"):
+            record(key, lambda: _raise("the dataset has no held-out conditions"))
+    pcs = (codes - pc_mean) @ pc_axes.T
+    return ModelEvaluation(name, getattr(model, "kind", "model"), record.metrics, record.why, codes, pcs,
+                           pc_variance, axes, r2_neurons, navigation, heldout_result)
+
+
+def evaluation_steps(nav_steps: int = 9) -> int:
+    """How many times `evaluate_model` ticks its progress callable."""
+    return 2 + 2 * nav_steps
+
+
+def _raise(reason: str):
+    raise Undefined(reason)
+
+
+def _truth_ceiling(data, test, heldout, conditions, truth_avg, labels) -> float:
+    if data.rates is None:
+        raise Undefined("the dataset has no ground-truth rates")
+    others = ~test & ~heldout & np.isin(conditions, labels)
+    if set(conditions[others]) != set(labels):
+        raise Undefined("some test conditions have no other held-in trials")
+    return mean_r2(truth_avg, condition_average(data.rates[others], conditions[others])[0])
+
+
+def evaluate_recording(name: str, model, data: TrialData, *, samples: int = 8, seed: int = 0,
+                       sigma_ms: float = 40.0) -> ModelEvaluation:
+    """The subset of the evaluation a recording without ground truth and without a target grid
+    supports (MC_Maze): code SNR of the target coordinates by reach condition, R² of condition-averaged
+    generated vs smoothed recorded rates (conditional means and single draws, beside the same R² of
+    the other recorded trials: the ceiling), and co-bps of the held-out neurons on the test trials."""
+    from .metrics import bits_per_spike
+
+    info = data.trial_info
+    behaviour = behaviour_table(data)
+    conditions = info["condition_id"].to_numpy()
+    train, test = data.heldin_conditions("train"), data.heldin_conditions("test")
+    pool = data.heldin_conditions("valid", "test")
+    record = Recorder()
+    codes = model.encode(data)
+    axes, _ = behaviour_axes(codes[train], behaviour[train])
+    for variable in NAVIGATED:
+        k = VARIABLES.index(variable)
+        record(f"code_snr_{variable}", lambda: code_snr(
+            codes[pool], discriminant_direction(codes[train], behaviour[train, k]), conditions[pool]))
+    test_data = data.subset(trials=test)
+    smoothed = smoothed_rates(data.spikes, data.bin_ms, sigma_ms)
+    truth_avg, labels = condition_average(smoothed[test], conditions[test])
+    mean = conditional_mean(model, codes[test], samples, seed)
+    single = single_draw(model, test_data, codes[test], seed)
+    r2_neurons = r2_per_neuron(truth_avg, condition_average(mean, conditions[test])[0])
+    record("r2_generated", lambda: mean_r2(truth_avg, condition_average(mean, conditions[test])[0]))
+    record("r2_generated_single", lambda: mean_r2(truth_avg, condition_average(single, conditions[test])[0]))
+    others = data.heldin_conditions("train", "valid") & np.isin(conditions, labels)
+    record("r2_truth_ceiling", lambda: _raise("some test conditions have no other trials")
+           if set(conditions[others]) != set(labels) else
+           mean_r2(truth_avg, condition_average(smoothed[others], conditions[others])[0]))
+    heldout = data.heldout_neurons
+    if not heldout.any():
+        record("cobps", lambda: _raise("the dataset has no held-out neurons"))
+    elif hasattr(model, "reconstruct"):
+        rates = model.reconstruct(test_data)[..., heldout] * (data.bin_ms / 1000.0)
+        record("cobps", lambda: bits_per_spike(rates, test_data.spikes[..., heldout]))
+    else:
+        record("cobps", lambda: _raise(f"{model.kind}'s encoder reads every neuron, the held-out ones included, "
+                                       "so they are not held out from it"))
+    pc_axes, pc_variance, pc_mean = principal_axes(codes, 3)
+    return ModelEvaluation(name, getattr(model, "kind", "model"), record.metrics, record.why, codes,
+                           (codes - pc_mean) @ pc_axes.T, pc_variance, axes, r2_neurons)
