@@ -98,6 +98,11 @@ def _build_parser() -> argparse.ArgumentParser:
                           "trained and saved there (default: policy.pt beside --out)")
     simulate.add_argument("--train-iterations", type=int, help="training iterations when training a policy "
                           "(default 2500)")
+    simulate.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"),
+                          help="fractions of each held-in target's trials per split (default 0.6 0.15 0.25)")
+    simulate.add_argument("--no-ground-truth", action="store_true",
+                          help="store spikes and behaviour only; `evaluate` regenerates rates and latents from the "
+                               "policy beside the file (a small file for large trial counts)")
     simulate.add_argument("--float16", action="store_true",
                           help="store rates and latents as float16 (about half the file size)")
     simulate.set_defaults(run=_data_simulate)
@@ -192,7 +197,8 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, action="append", help="model folder (repeat for several)")
     evaluate.add_argument("--name", action="append", help="display name per --model (default: folder names)")
     evaluate.add_argument("--out", required=True, help="report folder to write")
-    evaluate.add_argument("--samples", type=int, default=5, help="generated draws per test trial (default 5)")
+    evaluate.add_argument("--samples", type=int, default=8,
+                          help="diffusion samples averaged into each conditional mean (default 8)")
     evaluate.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     evaluate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     evaluate.set_defaults(run=_evaluate)
@@ -219,14 +225,22 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(run=_generate)
 
     assets = commands.add_parser(
-        "build-assets", help="train the default GNOCCHI and LFADS models and their evaluation report",
-        description="Trains both models (seeded) on the shipped MotorNet dataset into assets/models/, with "
-                    "their behaviour decoder and training history, and writes assets/models/report/. "
-                    "Resumes a killed build; a model already built is kept.")
-    assets.add_argument("--data", default=None, help="dataset (default: assets/motornet_reach/motornet_reach.h5)")
-    assets.add_argument("--out", default=None, help="folder (default: assets/models)")
-    assets.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    assets.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+        "build-assets", help="simulate the default dataset, train every seed of the default models, write the reports",
+        description="Writes into --out: motornet_reach/ (the MotorNet dataset, simulated from the shipped policy), "
+                    "models/{gnocchi,lfads,lfads_ic}/ (seed 0) and models/seeds/ (the other seeds), models/report/ "
+                    "(every seed on the test trials) and, when MC_Maze_Small is found, models/maze/ and "
+                    "models/report_maze/. Each model trains in its own process with --threads torch threads, so "
+                    "weights are bit-identical on the same machine. A killed build resumes; finished parts are "
+                    "kept. `--out assets` refreshes the shipped assets.")
+    assets.add_argument("--out", default="gnocchi-assets",
+                        help="folder to write (default ./gnocchi-assets; pass 'assets' to refresh the shipped ones)")
+    assets.add_argument("--jobs", type=int, default=2, help="models trained at once (default 2)")
+    assets.add_argument("--threads", type=int, default=1, help="torch threads per model (default 1)")
+    assets.add_argument("--maze", default=None,
+                        help="MC_Maze_Small NLB tensor file (default: ../shared/data/mc_maze_small/"
+                             "mc_maze_small_full.h5 beside the repository, when present)")
+    assets.add_argument("--no-maze", action="store_true", help="skip the MC_Maze_Small report")
+    assets.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] or auto")
     assets.set_defaults(run=_build_assets)
     return parser
 
@@ -343,7 +357,8 @@ def _data_simulate(args) -> None:
     config = sim.MotorNetSimConfig(
         grid=args.grid, trials_per_condition=args.trials_per_condition, n_neurons=args.neurons,
         n_heldout_neurons=args.heldout_neurons, seed=args.seed,
-        heldout_targets=tuple(args.held_out) if args.held_out is not None else None)
+        heldout_targets=tuple(args.held_out) if args.held_out is not None else None,
+        **({"split_fractions": tuple(args.split)} if args.split else {}))
     policy_path = Path(args.policy) if args.policy else Path(args.out).parent / "policy.pt"
     if policy_path.exists():
         policy, task, meta = sim.load_policy(policy_path)
@@ -361,11 +376,16 @@ def _data_simulate(args) -> None:
               f"error {record['median_endpoint_error_cm']:.2f} cm, {100 * record['success_rate']:.0f}% < 1 cm)")
     data = sim.simulate(config, policy, task, meta["training"])
     data.provenance.command = _command_line()
-    if args.float16:
-        data.rates, data.latents = data.rates.astype(np.float16), data.latents.astype(np.float16)
-    data.save(args.out)
     figure = Path(args.out).with_suffix(".png")
     sim.plot_dataset(data, figure)
+    if args.float16:
+        data.rates, data.latents = data.rates.astype(np.float16), data.latents.astype(np.float16)
+    if args.no_ground_truth:
+        data.rates = data.latents = None
+        if policy_path.resolve().parent != Path(args.out).resolve().parent:
+            print(f"note: ground truth not stored; `evaluate` regenerates it from a policy.pt beside {args.out}, so "
+                  f"copy {policy_path} and its .json there")
+    data.save(args.out)
     metrics = sim.read_metrics(data)
     print(summarize(data, args.out))
     print(f"  reaching     median endpoint error {metrics['median_endpoint_error_cm']:.2f} cm at the end of the "
@@ -469,19 +489,25 @@ def _bench_quality(args) -> None:
 def _evaluate(args) -> None:
     from .workflows import evaluate_folders
 
-    metrics = evaluate_folders(args.data, args.model, args.out, names=args.name, samples=args.samples,
-                               seed=args.seed, device=args.device)
-    _print_metrics(metrics)
+    report = evaluate_folders(args.data, args.model, args.out, names=args.name, samples=args.samples,
+                              seed=args.seed, device=args.device)
+    _print_report(report)
     print(f"report: {Path(args.out) / 'report.md'}")
 
 
-def _print_metrics(metrics: dict) -> None:
-    names = list(metrics)
-    keys = list(dict.fromkeys(k for m in metrics.values() for k in m))
-    print(f"{'metric':<34}" + "".join(f"{n:>12}" for n in names))
+def _print_report(report: dict) -> None:
+    from .analysis.report import ROWS, format_entry
+
+    names = list(report["models"])
+    keys = [key for key, _, _ in ROWS if any(key in report["models"][n] for n in names)]
+    print(f"{'metric':<38}" + "".join(f"{n:>24}" for n in names))
     for key in keys:
-        print(f"{key:<34}" + "".join(f"{metrics[n][key]:>12.3f}" if key in metrics[n] else f"{'–':>12}"
-                                      for n in names))
+        cells = [report["models"][n].get(key) for n in names]
+        print(f"{key:<38}" + "".join(f"{'–' if c is None else _short(format_entry(c)):>24}" for c in cells))
+
+
+def _short(text: str) -> str:
+    return text.split(" (")[0] if not text.startswith("n/a") else "n/a"
 
 
 def _generate(args) -> None:
@@ -512,11 +538,12 @@ def _generate(args) -> None:
 
 
 def _build_assets(args) -> None:
-    from .workflows import DEFAULT_DATA, DEFAULT_MODELS, build_assets
+    from .assets import build_assets
 
-    result = build_assets(args.data or DEFAULT_DATA, args.out or DEFAULT_MODELS, seed=args.seed, device=args.device)
-    _print_metrics(result["metrics"])
-
+    result = build_assets(args.out, jobs=args.jobs, threads=args.threads, device=args.device,
+                          maze=None if args.no_maze else args.maze, progress=True)
+    _print_report(result["report"])
+    print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in result["timings"].items()))
 
 
 if __name__ == "__main__":

@@ -1,24 +1,23 @@
-"""Multi-step workflows behind the CLI: evaluate model folders, generate trials, build the shipped assets.
+"""Multi-step workflows behind the CLI: evaluate model folders, generate trials.
 
 A model folder may carry ``decoder.json`` (the behaviour decoder fitted on its training data)
-and ``training.json`` (its per-epoch history); `build_assets` writes both.
+and ``training.json`` (its per-epoch history); `gnocchi build-assets` (`assets.py`) writes both.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .analysis.decoding import VARIABLES, BehaviourDecoder
-from .analysis.metrics import behaviour_axes, navigation_codes
-from .analysis.report import behaviour_table, evaluate_models, grid_spacing, write_report
-from .atomic import atomic_path
+from .analysis.metrics import behaviour_axes, grid_deltas, navigation_codes
+from .analysis.evaluation import behaviour_table, grid_spacing
+from .analysis.report import evaluate_models, write_report
+from .data.motornet_truth import with_ground_truth
 from .data.trialdata import Provenance, TrialData, load_dataset
 from .errors import GnocchiError
 from .models import load_model
@@ -28,11 +27,6 @@ DECODER_FILE, HISTORY_FILE = "decoder.json", "training.json"
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_DATA = ASSETS / "motornet_reach" / "motornet_reach.h5"
 DEFAULT_MODELS = ASSETS / "models"
-#: GNOCCHI on the MotorNet dataset (154 training trials overfit within ~300 epochs): a stronger
-#: reconstruction term, a weaker MMD and dropout in the denoiser raised code SNR from 4.3 / 6.2
-#: (defaults) to 32 / 40 and cut the held-out target error from 3.2 to 1.5 cm; the sweep is in
-#: the closing note of the analyses issue (each row one `gnocchi train gnocchi --config` + evaluate).
-ASSET_GNOCCHI = {"lambda_rec": 20.0, "lambda_mmd": 0.1, "dropout": 0.4, "train": {"epochs": 600, "patience": 200}}
 
 
 def heldin_training_trials(data: TrialData) -> TrialData:
@@ -59,10 +53,17 @@ def model_names(folders: list[str], names: list[str] | None) -> dict[str, str]:
     return dict(zip(names, folders))
 
 
+def load_evaluation_data(data_path: str | os.PathLike) -> TrialData:
+    """The dataset, with its ground truth regenerated when it is a MotorNet simulation shipped without
+    it (`motornet_truth.with_ground_truth`)."""
+    return with_ground_truth(load_dataset(data_path), data_path)
+
+
 def evaluate_folders(data_path: str, folders: list[str], out_dir: str, *, names: list[str] | None = None,
-                     samples: int = 5, seed: int = 0, device: str = "auto", progress: bool = True) -> dict:
-    """`gnocchi evaluate`: every model on one dataset, one report. Returns {model: {metric: value}}."""
-    data = load_dataset(data_path)
+                     samples: int = 8, seed: int = 0, device: str = "auto", progress: bool = True) -> dict:
+    """`gnocchi evaluate`: every model on one dataset, one report (one seed per model). Returns the
+    report (report.json's content)."""
+    data = load_evaluation_data(data_path)
     models = {name: load_model(folder, device=device) for name, folder in model_names(folders, names).items()}
     for name, model in models.items():
         if (model.n_bins, model.n_neurons) != (data.n_bins, data.n_neurons):
@@ -70,17 +71,18 @@ def evaluate_folders(data_path: str, folders: list[str], out_dir: str, *, names:
                                f"{data_path} has {data.n_bins} × {data.n_neurons}")
     decoder = BehaviourDecoder.fit(heldin_training_trials(data))
     evaluations = evaluate_models(models, data, decoder, samples=samples, seed=seed, progress=progress)
-    write_report(evaluations, data, out_dir, source=Path(data_path).name)
-    return {ev.name: ev.metrics for ev in evaluations}
+    return write_report(evaluations, data, out_dir, source=Path(data_path).name)
 
 
 # ---------------------------------------------------------------------- generation
 def navigation_plan(model, data: TrialData, variable: str, *, steps: int = 9,
                     references: int = 1) -> tuple[np.ndarray, pd.DataFrame]:
-    """Codes walking along ``variable``'s behaviour axis across the grid's span, from reference trials.
+    """Codes walking along ``variable``'s behaviour axis, from reference trials, so the commanded
+    value visits ``steps`` positions across the span of the dataset's values (never off the grid).
 
     References: the first ``references`` held-in test trials (training trials when there is no
-    test split). Returns codes (steps·references, L) and a table of reference trial and δ (cm).
+    test split). Returns codes (steps·references, L) and a table of reference trial, δ and the
+    commanded value (cm).
     """
     if variable not in VARIABLES:
         raise GnocchiError(f"unknown axis '{variable}': choose one of {list(VARIABLES)}")
@@ -93,12 +95,13 @@ def navigation_plan(model, data: TrialData, variable: str, *, steps: int = 9,
     pool = np.flatnonzero(data.heldin_conditions("test"))
     pool = pool if len(pool) else np.flatnonzero(train)
     chosen = pool[:references]
-    span = np.ptp(behaviour[:, 2:], axis=0).max() if variable.startswith("target") else \
-        np.ptp(behaviour[:, :2], axis=0).max()
-    deltas = np.linspace(-span / 2, span / 2, steps)
-    stepped = navigation_codes(codes[chosen], axes[:, VARIABLES.index(variable)], deltas)  # (steps, refs, L)
+    k = VARIABLES.index(variable)
+    positions = np.linspace(behaviour[:, k].min(), behaviour[:, k].max(), steps)  # the grid's span, never off it
+    deltas = grid_deltas(behaviour[chosen, k], positions[0], positions[-1], steps)  # (steps, refs)
+    stepped = navigation_codes(codes[chosen], axes[:, k], deltas)  # (steps, refs, L)
     table = pd.DataFrame({"reference_trial": np.tile(info["trial_id"].to_numpy()[chosen], steps),
-                          f"delta_{variable}_cm": np.repeat(deltas, len(chosen))})
+                          f"delta_{variable}_cm": deltas.ravel(),
+                          f"commanded_{variable}_cm": np.repeat(positions, len(chosen))})
     return stepped.reshape(-1, codes.shape[1]), table
 
 
@@ -130,52 +133,3 @@ def generated_trials(model, codes: np.ndarray, *, seed: int = 0, steps: int | No
                          source=f"generated by a {model.kind} model" + (f" trained on {source}" if source else ""),
                          description="generated trials: spikes drawn from the generated rates (stored as 'rates'); "
                                      "behaviour decoded from the rates; latents = the codes"))
-
-
-# ---------------------------------------------------------------------- the shipped assets
-def build_assets(data_path: str | os.PathLike = DEFAULT_DATA, out_dir: str | os.PathLike = DEFAULT_MODELS, *,
-                 seed: int = 0, device: str = "auto", progress: bool = True,
-                 gnocchi_overrides: dict | None = None, lfads_overrides: dict | None = None) -> dict:
-    """Train GNOCCHI and LFADS on the default dataset, keep only what the explorer needs, evaluate the pair.
-
-    Writes OUT/gnocchi and OUT/lfads (config.json, model.pt, decoder.json, training.json) and
-    OUT/report (report.json, report.md, figures). Training checkpoints are kept in
-    OUT/.checkpoints/{model} until a model is finished, so a killed build resumes.
-    """
-    from .models.gnocchi import GnocchiConfig, GnocchiModel
-    from .models.lfads import LfadsConfig, LfadsModel
-
-    data = load_dataset(data_path)
-    out_dir = Path(out_dir)
-    decoder = BehaviourDecoder.fit(heldin_training_trials(data))
-    builders = {"gnocchi": (GnocchiModel, GnocchiConfig, ASSET_GNOCCHI if gnocchi_overrides is None else gnocchi_overrides),
-                "lfads": (LfadsModel, LfadsConfig, lfads_overrides or {})}
-    timings = {}
-    for name, (model_class, config_class, overrides) in builders.items():
-        final = out_dir / name
-        if (final / "model.pt").is_file() and (final / HISTORY_FILE).is_file():
-            print(f"{name}: already built in {final} (delete it to rebuild)")
-            continue
-        overrides = json.loads(json.dumps(overrides))  # a copy
-        overrides.setdefault("train", {}).setdefault("seed", seed)
-        work = out_dir / ".checkpoints" / name
-        resume = (work / "last.pt").is_file()
-        print(f"{name}: training on {data_path}" + (" (resuming)" if resume else ""))
-        start = time.perf_counter()
-        model = model_class(config_class.from_dict(overrides), device=device).fit(data, work, resume=resume,
-                                                                                progress=progress)
-        timings[name] = time.perf_counter() - start
-        staging = out_dir / f".{name}.staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        model.save(staging)
-        with atomic_path(staging / DECODER_FILE) as tmp:
-            tmp.write_text(json.dumps(decoder.to_dict()))
-        with atomic_path(staging / HISTORY_FILE) as tmp:
-            tmp.write_text(json.dumps({"seconds": round(timings[name], 1), "history": model.history}))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
-        shutil.rmtree(work, ignore_errors=True)
-    shutil.rmtree(out_dir / ".checkpoints", ignore_errors=True)
-    metrics = evaluate_folders(str(data_path), [str(out_dir / "gnocchi"), str(out_dir / "lfads")],
-                               str(out_dir / "report"), seed=seed, device=device, progress=progress)
-    return {"metrics": metrics, "train_seconds": timings}

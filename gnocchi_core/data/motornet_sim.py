@@ -177,7 +177,7 @@ class MotorNetSimConfig:
     onset_fraction: float = 0.15
     rate_range_hz: tuple[float, float] = (10.0, 40.0)  # per-neuron mean rates, log-uniform
     rate_gain: float = 0.6  # rate = mean · exp(gain · z) / normaliser, z = standardised unit activity
-    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25)  # per held-in target (stratified)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -606,7 +606,7 @@ def _trial_table(config: MotorNetSimConfig, task: ArmTaskConfig, targets: np.nda
     is_heldout = np.isin(target_index, heldout)
     info = pd.DataFrame({
         "trial_id": np.arange(n),
-        "split": _splits(is_heldout, config.split_fractions, rng),
+        "split": _splits(is_heldout, config.split_fractions, rng, conditions=target_index),
         "condition_id": target_index,
         "heldout_condition": is_heldout,
         "start_x": start[:, 0],

@@ -1,11 +1,26 @@
 """Import Neural Latents Benchmark tensor files (as `nlb_tools.make_*_input_tensors` write them).
 
-Such a file holds `train_spikes_heldin`, `train_spikes_heldout`, `train_behavior` (hand velocity)
-and `eval_spikes_heldin` / `eval_spikes_heldout`, already binned and aligned to movement onset.
-Held-in and held-out neurons are joined (held-out last, marked in the mask); the train trials
-are split into train/valid with a seeded shuffle, the eval trials become test. The files carry
-no hand position and no target labels: position is integrated from velocity (relative to the
-window start), and eval trials, which have no behaviour, get NaN behaviour.
+Such a file holds `train_spikes_heldin`, `train_spikes_heldout`, `train_behavior` (hand velocity
+in mm/s) and `eval_spikes_heldin` / `eval_spikes_heldout`, already binned and aligned to movement
+onset. Held-in and held-out neurons are joined (held-out last, marked in the mask).
+
+Behaviour is stored in GNOCCHI's units: ``hand_vel`` in cm/s (NLB's mm/s ÷ 10) and ``hand_pos``
+in cm, integrated from velocity relative to the window start (the files carry no position).
+Eval trials have no behaviour and get NaN behaviour. nlb_tools cuts the behaviour ``lag`` ms
+later than the spikes (80 ms for MC_Maze); it is stored as cut, and the lag is used to find
+movement onset in the hand path.
+
+The files carry no trial labels either, so they are derived from the hand path of every trial
+with behaviour (the NLB 'train' trials): ``start_x/start_y`` = hand position in the behaviour bin
+that contains movement onset (t = 0), ``target_x/target_y`` = mean hand position over the last 10
+bins, ``reach_angle`` = angle of target − start, and ``condition_id`` = k-means cluster of the
+reach endpoints (target − start), numbered by increasing angle of the cluster centre. Trials
+without behaviour keep NaN labels and condition_id −1; no condition is held out.
+
+Splits: the NLB train trials are split train/valid (stratified by the derived condition), the
+eval trials become test. With ``labelled_test_fraction > 0`` a stratified share of the labelled
+trials becomes test instead, and the unlabelled eval trials are dropped (TrialData's splits are
+only train/valid/test, and an evaluation needs labels on every test trial).
 """
 
 from __future__ import annotations
@@ -24,6 +39,14 @@ NLB_CITATION = (
     "Churchland et al. 2012, Nature 487:51-56 (MC_Maze)"
 )
 
+#: NLB stores hand velocity in mm/s; GNOCCHI stores cm/s and cm.
+MM_PER_CM = 10.0
+#: Bins at the end of the window averaged for the reach endpoint (the target).
+END_BINS = 10
+#: A condition with at least this many labelled trials gets at least one trial in each
+#: requested split (test, valid) and keeps at least one for training.
+MIN_TRIALS_FOR_EVERY_SPLIT = 3
+
 
 def import_nlb(
     path: str | os.PathLike,
@@ -31,9 +54,26 @@ def import_nlb(
     bin_ms: float = 5.0,
     t0_ms: float = -250.0,
     valid_fraction: float = 0.2,
+    labelled_test_fraction: float = 0.0,
+    n_conditions: int = 8,
+    behavior_lag_ms: float = 80.0,
     seed: int = 0,
 ) -> TrialData:
-    """Read an NLB tensor file. `bin_ms`/`t0_ms` default to NLB's MC_Maze settings (5 ms, −250 ms)."""
+    """Read an NLB tensor file. `bin_ms`/`t0_ms` default to NLB's MC_Maze settings (5 ms, −250 ms).
+
+    ``valid_fraction`` and ``labelled_test_fraction`` are shares of the NLB train trials (the
+    labelled ones): that many go to valid and to test, stratified by derived condition, the rest
+    train. With ``labelled_test_fraction == 0`` (the default) the NLB eval trials are the test
+    trials (unlabelled); with it > 0 they are dropped. ``n_conditions``: k-means clusters of the
+    reach endpoints (fewer if there are fewer distinct endpoints). ``behavior_lag_ms``: how much
+    later than the spike bins the behaviour bins are (nlb_tools' ``lag``: 80 ms for the MC_Maze
+    sets, 120 MC_RTT, −40 Area2_Bump; 0 if the file was made without one); it locates movement
+    onset in the hand path, the behaviour itself is stored as the file has it. ``seed`` seeds
+    both the splits and the clustering.
+    """
+    _check_fractions(valid_fraction, labelled_test_fraction)
+    if isinstance(n_conditions, bool) or int(n_conditions) != n_conditions or n_conditions < 1:
+        raise ValueError(f"n_conditions must be a positive integer, got {n_conditions!r}")
     path = os.fspath(path)
     if not h5py.is_hdf5(path):
         raise DataError("not an HDF5 file", path=path)
@@ -60,32 +100,80 @@ def import_nlb(
     vel_dims = next((b.shape[-1] for *_, b in parts if b is not None), None)
     behavior = {}
     if vel_dims is not None:
-        vel = np.concatenate([
+        vel_mm_s = np.concatenate([
             b.astype(np.float32) if b is not None else np.full((hi.shape[0], n_bins, vel_dims), np.nan, np.float32)
             for _, hi, _, b in parts
         ])
-        behavior = {"hand_vel": vel, "hand_pos": integrate_velocity(vel, bin_ms)}
+        vel = (vel_mm_s / np.float32(MM_PER_CM)).astype(np.float32)
+        behavior = {"hand_pos": integrate_velocity(vel, bin_ms), "hand_vel": vel}  # the order a saved file has
 
     n_train = parts[0][1].shape[0]
-    split = np.full(spikes.shape[0], "test", dtype=object)
-    split[:n_train] = _train_valid_split(n_train, valid_fraction, seed)
-    info = pd.DataFrame({"split": split, "nlb_split": ["train"] * n_train + ["eval"] * (spikes.shape[0] - n_train)})
+    n_total = spikes.shape[0]
+    nlb_split = np.array(["train"] * n_train + ["eval"] * (n_total - n_train), dtype=object)
+    notes = [f"NLB tensors from {os.path.basename(path)}; held-in {n_heldin} + held-out {n_heldout} neurons"]
     if behavior:
-        displacement = behavior["hand_pos"][:, -1] - behavior["hand_pos"][:, 0]
-        info["reach_angle"] = np.arctan2(displacement[:, 1], displacement[:, 0])
+        notes.append("hand_vel converted from NLB's mm/s to cm/s (÷10); hand_pos (cm) integrated from hand_vel, "
+                     "relative to the window start (the file has no absolute position)")
+        if behavior_lag_ms:
+            notes.append(f"behaviour bins as in the file: {behavior_lag_ms:g} ms later than the spike bins "
+                         f"(nlb_tools' lag), i.e. behaviour bin k covers t0_ms + {behavior_lag_ms:g} + k × bin_ms")
+    info = pd.DataFrame({"nlb_split": nlb_split, "heldout_condition": np.zeros(n_total, bool)})
 
-    notes = [f"NLB tensors from {os.path.basename(path)}; held-in {n_heldin} + held-out {n_heldout} neurons",
-             f"train trials split train/valid with valid_fraction={valid_fraction}, seed={seed}; eval trials → test",
-             "hand_pos integrated from hand_vel, relative to the window start"]
+    labelled = np.zeros(n_total, bool)
+    condition = np.full(n_total, -1, np.int64)
+    if behavior:
+        try:
+            labels, label_note = reach_labels(behavior["hand_pos"], bin_ms=bin_ms, t0_ms=t0_ms + behavior_lag_ms)
+        except ValueError as err:  # e.g. MC_RTT tensors, aligned to trial start: no onset in the window
+            labels, label_note = np.full((n_total, 5), np.nan), None
+            notes.append(f"no trial labels derived: {err}")
+        labelled = np.isfinite(labels).all(axis=1)
+        for k, column in enumerate(("start_x", "start_y", "target_x", "target_y", "reach_angle")):
+            info[column] = np.where(labelled, labels[:, k], np.nan)
+        if labelled.any():
+            endpoints = labels[labelled, 2:4] - labels[labelled, 0:2]
+            condition[labelled], cluster_note = cluster_conditions(endpoints, n_conditions, seed)
+            notes.append(f"labels derived from the hand path: {label_note}; {cluster_note}; "
+                         f"{int((~labelled).sum())} trials without (finite) behaviour keep NaN labels and "
+                         "condition_id -1; heldout_condition False")
+        elif label_note:
+            notes.append("no trial labels derived: no trial has a finite hand path")
+    info["condition_id"] = condition
+
+    if labelled_test_fraction > 0 and not labelled.any():
+        raise ValueError("labelled_test_fraction > 0 needs labelled trials, and none could be derived "
+                         "(no train_behavior, or no movement onset in its window)")
+    split = np.full(n_total, "test", dtype=object)
+    if labelled.any():
+        split[:n_train] = _stratified_split(condition[:n_train], valid_fraction, labelled_test_fraction, seed)
+        strata = "stratified by derived condition"
+    else:
+        split[:n_train] = _train_valid_split(n_train, valid_fraction, seed)
+        strata = "not stratified (no derived conditions)"
+    info.insert(0, "split", split)
+    keep = np.ones(n_total, bool)
+    if labelled_test_fraction > 0:
+        notes.append(f"NLB train trials split train/valid/test with valid_fraction={valid_fraction}, "
+                     f"labelled_test_fraction={labelled_test_fraction}, seed={seed}, {strata}")
+        keep = nlb_split == "train"
+        if not keep.all():
+            notes.append(f"{int((~keep).sum())} NLB eval trials dropped: test is now labelled NLB train trials, "
+                         "the eval trials have no behaviour (no labels) and the only splits are train/valid/test")
+    else:
+        notes.append(f"NLB train trials split train/valid with valid_fraction={valid_fraction}, seed={seed}, "
+                     f"{strata}; NLB eval trials → test (unlabelled)")
     if dropped_eval:
         notes.append("eval trials dropped: the file has no eval_spikes_heldout")
     forward = [k for k in arrays if k.endswith("_forward")]
     if forward:
         notes.append(f"forward-prediction arrays not imported: {', '.join(sorted(forward))}")
+    if not keep.all():
+        spikes, info = spikes[keep], info[keep].reset_index(drop=True)
+        behavior = {name: values[keep] for name, values in behavior.items()}
     try:
         return TrialData(
             spikes=spikes, bin_ms=bin_ms, t0_ms=t0_ms, trial_info=info, behavior=behavior,
-            behavior_units={"hand_vel": "mm/s", "hand_pos": "mm"} if behavior else {},
+            behavior_units={"hand_vel": "cm/s", "hand_pos": "cm"} if behavior else {},
             heldout_neurons=np.r_[np.zeros(n_heldin, bool), np.ones(n_heldout, bool)],
             provenance=Provenance(source=os.path.basename(path), licence="CC-BY-4.0",
                                   citation=NLB_CITATION, description="; ".join(notes)),
@@ -95,9 +183,71 @@ def import_nlb(
 
 
 def integrate_velocity(vel: np.ndarray, bin_ms: float) -> np.ndarray:
-    """Position at each bin centre from per-bin velocity, starting at 0 at the window start."""
+    """Position at each bin centre from per-bin velocity, starting at 0 at the window start.
+
+    Units follow the velocity's: cm/s gives cm (velocity per second × bin width in s).
+    """
     step = vel.astype(np.float64) * (bin_ms / 1000.0)
     return (np.cumsum(step, axis=1) - step / 2).astype(np.float32)
+
+
+def reach_labels(hand_pos: np.ndarray, *, bin_ms: float, t0_ms: float,
+                 end_bins: int = END_BINS) -> tuple[np.ndarray, str]:
+    """(trials, 5) start x/y, target x/y, reach angle from hand positions (trials, bins, 2), and a note.
+
+    ``t0_ms``: start of the first position bin relative to movement onset (for NLB behaviour, the
+    spikes' t0 plus the behaviour lag). Start: the position in the bin containing t = 0 (movement
+    onset); target: the mean position over the last ``end_bins`` bins; angle: atan2 of
+    target − start. NaN where the path is not finite. ValueError if t = 0 is outside the bins.
+    """
+    n_bins = hand_pos.shape[1]
+    onset = int(np.floor((0.0 - t0_ms) / bin_ms + 1e-9))
+    if not 0 <= onset < n_bins:
+        raise ValueError(f"movement onset (t = 0) is outside the window {t0_ms:g}..{t0_ms + n_bins * bin_ms:g} ms: "
+                         "cannot derive start positions")
+    end_bins = min(end_bins, n_bins)
+    pos = hand_pos.astype(np.float64)
+    start = pos[:, onset, :2]
+    target = pos[:, -end_bins:, :2].mean(axis=1)
+    reach = target - start
+    labels = np.column_stack([start, target, np.arctan2(reach[:, 1], reach[:, 0])])
+    onset_ms = t0_ms + onset * bin_ms
+    end_ms = t0_ms + (n_bins - end_bins) * bin_ms
+    note = (f"start_x/start_y = hand_pos in the bin containing movement onset (behaviour bin {onset}, "
+            f"{onset_ms:g}..{onset_ms + bin_ms:g} ms), target_x/target_y = mean hand_pos over the last {end_bins} "
+            f"bins ({end_ms:g}..{t0_ms + n_bins * bin_ms:g} ms), both relative to the window start; "
+            "reach_angle = atan2(target − start) in radians")
+    return labels, note
+
+
+def cluster_conditions(endpoints: np.ndarray, n_conditions: int, seed: int) -> tuple[np.ndarray, str]:
+    """Condition ids 0..k-1 from k-means of reach endpoints (n, 2), numbered by increasing angle of the
+    cluster centre (atan2, −π..π), and a note. k = n_conditions, or the number of distinct endpoints if fewer."""
+    from sklearn.cluster import KMeans
+
+    endpoints = np.asarray(endpoints, dtype=np.float64)
+    n_distinct = len(np.unique(endpoints, axis=0))
+    k = min(int(n_conditions), n_distinct)
+    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(endpoints)
+    centres = kmeans.cluster_centers_
+    order = np.lexsort((np.hypot(centres[:, 0], centres[:, 1]), np.arctan2(centres[:, 1], centres[:, 0])))
+    rank = np.empty(k, np.int64)
+    rank[order] = np.arange(k)
+    note = (f"condition_id = k-means (k={k}, n_init=10, random_state={seed}) of the reach endpoints target − start, "
+            "numbered by increasing angle of the cluster centre (the file has no reach conditions)")
+    if k < n_conditions:
+        note += f"; only {n_distinct} distinct endpoints, so {k} cluster(s) instead of n_conditions={n_conditions}"
+    return rank[kmeans.labels_], note
+
+
+def _check_fractions(valid_fraction: float, labelled_test_fraction: float) -> None:
+    if not 0 <= valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    if not 0 <= labelled_test_fraction < 1:
+        raise ValueError(f"labelled_test_fraction must be in [0, 1), got {labelled_test_fraction}")
+    if valid_fraction + labelled_test_fraction >= 1:
+        raise ValueError(f"valid_fraction + labelled_test_fraction must be < 1 (some trials must train), "
+                         f"got {valid_fraction} + {labelled_test_fraction}")
 
 
 def _train_valid_split(n: int, valid_fraction: float, seed: int) -> np.ndarray:
@@ -108,3 +258,43 @@ def _train_valid_split(n: int, valid_fraction: float, seed: int) -> np.ndarray:
     split[np.random.default_rng(seed).permutation(n)[:n_valid]] = "valid"
     return split
 
+
+def _stratified_split(strata: np.ndarray, valid_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
+    """train/valid/test per trial: round(fraction × n) trials to test and to valid overall, shared out over
+    the strata (condition ids) in proportion to their size. A stratum with ≥ MIN_TRIALS_FOR_EVERY_SPLIT
+    trials gets at least one trial in each requested split; every stratum keeps at least one training
+    trial; unlabelled trials (stratum −1) never go to test."""
+    strata = np.asarray(strata)
+    names, index = np.unique(strata, return_inverse=True)
+    sizes = np.bincount(index, minlength=len(names))
+    rng = np.random.default_rng(seed)
+    test = _allocate(sizes, test_fraction, caps=np.where(names < 0, 0, np.maximum(sizes - 1, 0)))
+    valid = _allocate(sizes, valid_fraction, caps=np.maximum(sizes - 1 - test, 0))
+    split = np.full(len(strata), "train", dtype=object)
+    for s in range(len(names)):
+        members = rng.permutation(np.flatnonzero(index == s))
+        split[members[:test[s]]] = "test"
+        split[members[test[s]:test[s] + valid[s]]] = "valid"
+    return split
+
+
+def _allocate(sizes: np.ndarray, fraction: float, caps: np.ndarray) -> np.ndarray:
+    """Per-stratum counts summing to round(fraction × total) (as near as caps allow): proportional shares,
+    at least one for strata of ≥ MIN_TRIALS_FOR_EVERY_SPLIT trials, largest remainders first; deterministic."""
+    if fraction <= 0:
+        return np.zeros(len(sizes), np.int64)
+    quota = fraction * sizes
+    floors = np.minimum(np.where(sizes >= MIN_TRIALS_FOR_EVERY_SPLIT, 1, 0), caps)
+    counts = np.clip(np.floor(quota).astype(np.int64), floors, caps)
+    total = int(round(fraction * sizes.sum()))
+    while counts.sum() < total:
+        room = np.flatnonzero(counts < caps)
+        if not room.size:
+            break
+        counts[room[np.argmax(quota[room] - counts[room])]] += 1  # argmax: first of ties
+    while counts.sum() > total:
+        spare = np.flatnonzero(counts > floors)
+        if not spare.size:
+            break
+        counts[spare[np.argmin(quota[spare] - counts[spare])]] -= 1
+    return counts

@@ -218,14 +218,21 @@ def _trial_table(config: SynthConfig, targets: np.ndarray, heldout: tuple[int, .
 
 
 def _splits(is_heldout: np.ndarray, fractions: tuple[float, float, float],
-            rng: np.random.Generator) -> np.ndarray:
-    """Held-out-condition trials are all 'test'; the rest are split randomly by ``fractions``."""
+            rng: np.random.Generator, conditions: np.ndarray | None = None) -> np.ndarray:
+    """Held-out-condition trials are all 'test'; the rest are split randomly by ``fractions``.
+
+    With ``conditions`` the split is stratified: each held-in condition's trials are split by
+    ``fractions`` on their own, so every condition has its share of valid and test trials.
+    """
     split = np.full(len(is_heldout), "test", dtype=object)
-    heldin = rng.permutation(np.flatnonzero(~is_heldout))
-    n_train = int(round(fractions[0] * len(heldin)))
-    n_valid = int(round(fractions[1] * len(heldin)))
-    split[heldin[:n_train]] = "train"
-    split[heldin[n_train:n_train + n_valid]] = "valid"
+    groups = [np.flatnonzero(~is_heldout)] if conditions is None else \
+        [np.flatnonzero(~is_heldout & (conditions == c)) for c in np.unique(conditions[~is_heldout])]
+    for group in groups:
+        heldin = rng.permutation(group)
+        n_train = int(round(fractions[0] * len(heldin)))
+        n_valid = int(round(fractions[1] * len(heldin)))
+        split[heldin[:n_train]] = "train"
+        split[heldin[n_train:n_train + n_valid]] = "valid"
     return split
 
 

@@ -42,6 +42,9 @@ class ModelFolder:
     config: object
     data_info: dict
     net: object | None
+    #: True when `generate` gives the same rates for the same code whatever the seed (LFADS);
+    #: False when each call draws a sample (GNOCCHI's diffusion), so a conditional mean needs many
+    deterministic_generate: bool = False
 
     @property
     def n_neurons(self) -> int:

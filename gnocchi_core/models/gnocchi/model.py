@@ -142,8 +142,10 @@ class GnocchiModel(ModelFolder):
 
     # ------------------------------------------------------------------ training
     def fit(self, data: TrialData, out_dir: str | os.PathLike, *, resume: bool = False,
-            progress: bool = True) -> "GnocchiModel":
-        """Train on the 'train' trials (held-out conditions excluded), validate on 'valid'."""
+            progress: bool = True, on_epoch_end=None) -> "GnocchiModel":
+        """Train on the 'train' trials (held-out conditions excluded), validate on 'valid'.
+
+        ``on_epoch_end``: called with each epoch's history record (e.g. to report progress)."""
         cfg = self.config
         out_dir = Path(out_dir)
         train = data.subset(trials=data.heldin_conditions("train"))
@@ -166,7 +168,7 @@ class GnocchiModel(ModelFolder):
         trainer = Trainer(self.net, cfg.train, out_dir, self.device, progress=progress)
         if resume:
             trainer.restore(out_dir / LAST)
-        self.history = trainer.fit([x_train], [x_valid])
+        self.history = trainer.fit([x_train], [x_valid], on_epoch_end=on_epoch_end)
         self.net = trainer.best_module()
         self.mixture = CodeMixture.fit(self.encode(train), cfg.prior_components, cfg.train.seed)
         self.save(out_dir)

@@ -281,6 +281,8 @@ class LfadsModel(ModelFolder):
     """Fit on a TrialData, then `encode` trials to IC codes and `generate` trials from codes."""
 
     kind = "lfads"
+    #: rates are a deterministic function of the code (the IC); a single draw samples the IC posterior
+    deterministic_generate = True
 
     def __init__(self, config: LfadsConfig | None = None, device: str = "auto"):
         self.config = config or LfadsConfig()
@@ -328,15 +330,22 @@ class LfadsModel(ModelFolder):
 
     # ------------------------------------------------------------------ the interface
     @torch.no_grad()
-    def encode(self, trials: TrialData | np.ndarray) -> np.ndarray:
-        """IC posterior means (n, ic_dim) of trials given as a TrialData or counts (n, bins, neurons).
+    def encode(self, trials: TrialData | np.ndarray, *, sample: bool = False, seed: int | None = None) -> np.ndarray:
+        """IC posterior means (n, ic_dim) of trials given as a TrialData or counts (n, bins, neurons);
+        with ``sample``, one draw per trial from the IC posterior instead (seeded by ``seed``).
 
         Only the held-in neurons are read; held-out columns may hold anything.
         """
         self._require_trained()
         counts = _counts(trial_counts(trials, self.n_bins, self.n_neurons))
         self.net.eval()
-        codes = [self.net.encoder(self.net.heldin(chunk.to(self.device)))[0].cpu() for chunk in counts.split(BATCH)]
+        generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        codes = []
+        for chunk in counts.split(BATCH):
+            mean, std, _ = self.net.encoder(self.net.heldin(chunk.to(self.device)))
+            if sample:
+                mean = mean + std * torch.randn(mean.shape, generator=generator).to(self.device)
+            codes.append(mean.cpu())
         return torch.cat(codes).numpy()
 
     @torch.no_grad()
