@@ -541,7 +541,7 @@ def _build_assets(args) -> None:
     from .assets import build_assets
 
     result = build_assets(args.out, jobs=args.jobs, threads=args.threads, device=args.device,
-                          maze=None if args.no_maze else args.maze, progress=True)
+                          maze="" if args.no_maze else args.maze, progress=True)
     _print_report(result["report"])
     print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in result["timings"].items()))
 

@@ -14,7 +14,7 @@ import pytest
 
 from gnocchi_core.analysis.decoding import BehaviourDecoder, reach_variables
 from gnocchi_core.analysis.metrics import (axis_cosine, behaviour_axes, code_snr, heldout_target_error,
-                                           navigation_codes, navigation_effect, principal_axes, velocity_r2)
+                                           navigation_codes, navigation_effect, principal_axes)
 from gnocchi_core.data import load_dataset
 from gnocchi_core.data.preprocessing import smoothed_rates
 from gnocchi_core.data.lfads_h5 import import_lfads
@@ -80,13 +80,6 @@ def test_principal_axes_order_and_variance():
     axes, ratio, mean = principal_axes(codes, 2)
     assert abs(axes[0] @ [1, 0, 0]) > 0.99 and abs(axes[1] @ [0, 1, 0]) > 0.99
     assert ratio[0] == pytest.approx(25 / 26.01, abs=0.02) and mean.shape == (3,)
-
-
-def test_velocity_r2_is_one_for_rates_linear_in_velocity():
-    velocity = rng.normal(size=(10, 20, 2))
-    rates = velocity @ rng.normal(size=(2, 6)) + 5.0
-    assert velocity_r2(rates[:7], velocity[:7], rates[7:], velocity[7:]) == pytest.approx(1.0, abs=1e-3)
-    assert velocity_r2(rng.normal(size=(7, 20, 6)), velocity[:7], rng.normal(size=(3, 20, 6)), velocity[7:]) < 0.1
 
 
 def test_reach_variables_read_start_and_end():

@@ -30,9 +30,9 @@ def test_config_from_arguments_then_environment_then_defaults(tmp_path):
     assert args.models_dir == tmp_path / "m" and args.data_path.name == "d.h5"
 
 
-def test_workspace_holds_both_default_models(workspace):
+def test_workspace_holds_the_default_models(workspace):
     data = workspace.data
-    assert set(workspace.models) == {"gnocchi", "lfads"}
+    assert set(workspace.models) == {"gnocchi", "lfads", "lfads_ic"}  # GNOCCHI against both LFADS variants
     for view in workspace.models.values():
         assert view.codes.shape == (data.n_trials, view.model.code_dim) and view.axes.shape == (view.codes.shape[1], 4)
         np.testing.assert_allclose(view.project(view.codes), view.pcs, atol=1e-4)

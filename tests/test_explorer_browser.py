@@ -16,7 +16,7 @@ from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PLOTS = ("codes-gnocchi", "activity-gnocchi", "reach-gnocchi", "codes-lfads", "activity-lfads", "reach-lfads",
-         "reference-activity")
+         "codes-lfads_ic", "activity-lfads_ic", "reach-lfads_ic", "reference-activity")
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,11 @@ def test_page_loads_every_plot_without_errors_and_navigation_works(server, chrom
             page.get_by_label("Colour by").first.select_option("target_y")
             wait_until(lambda: state.colour_by == "target_y", timeout=20, page=page)
             wait_for_bokeh_idle(page, timeout=30_000)
-        drawn = np.array(eval_predicate(page, colours), dtype=float)
-        np.testing.assert_allclose(drawn, state.workspace.data.trial_info[variable].to_numpy()[heldin])
+        expected = state.workspace.data.trial_info[variable].to_numpy()[heldin]
+        # the new column reaches the browser after the server-side change: wait for it, then compare
+        wait_until(lambda: np.allclose(np.array(eval_predicate(page, colours), dtype=float), expected),
+                   timeout=30, page=page)
+        np.testing.assert_allclose(np.array(eval_predicate(page, colours), dtype=float), expected)
     assert errors == [], errors
 
 

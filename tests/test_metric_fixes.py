@@ -25,7 +25,8 @@ def _two_trial_conditions(n_conditions=4000, signal_sd=2.0, noise_sd=1.0, seed=0
 
 def test_code_snr_uses_unbiased_within_condition_variance():
     # two trials per condition, signal variance 4, noise variance 1: the condition means vary by
-    # 4 + 1/2, so the unbiased SNR is 4.5. ddof 0 halves the within-condition variance → 9.
+    # 4 + 1/2 and the within-condition variance is 1, so the SNR is 4.5. ddof 0 halves the
+    # within-condition estimate and doubles the SNR → 9.
     codes, conditions = _two_trial_conditions()
     snr = code_snr(codes, np.array([1.0]), conditions)
     assert snr == pytest.approx(4.5, rel=0.05)
@@ -88,10 +89,12 @@ def test_navigation_effect_with_per_reference_steps():
     assert leakage(unintended, slope) == pytest.approx(0.5)
 
 
-def test_leakage_is_undefined_when_nothing_moves():
-    # the old leakage divided by |slope| and gave 0 / 0.001 = huge, or inf at 0
-    with pytest.raises(Undefined, match="barely moves"):
-        leakage(0.2, 0.001)
+def test_leakage_is_undefined_when_nothing_moves_or_it_moves_backwards():
+    # the old leakage divided by |slope| and gave 0.2 / 0.001 = 200, or inf at 0, and a normal-looking
+    # value for a traversal that moved the target the wrong way
+    for slope in (0.001, 0.0, -0.8):
+        with pytest.raises(Undefined, match="barely moves or moves the wrong way"):
+            leakage(0.2, slope)
 
 
 def test_whitened_orthogonality_ignores_how_codes_are_scaled_and_mixed():

@@ -11,7 +11,9 @@ Protocol, the same for every model (no setting is chosen on the trials it report
 - generation, like with like: each held-in test trial's code → a *conditional mean* (GNOCCHI:
   the mean of ``samples`` diffusion samples; LFADS: its deterministic rates from the IC posterior
   mean) and a *single draw* (GNOCCHI: one sample; LFADS: the rates from one draw of the IC
-  posterior). For each kind: R² of condition-averaged generated vs true rates per neuron, mean over
+  posterior). LFADS with a controller generates from the IC alone, its inferred inputs at their
+  prior mean (zero): a code-only generation, which is what the code comparison asks; the variant
+  without a controller (`lfads_ic`) is the fair generative baseline. For each kind: R² of condition-averaged generated vs true rates per neuron, mean over
   neurons (`r2_generated`, `r2_generated_single`); hand-velocity R² and endpoint error of the reach
   the behaviour decoder reads from the generated rates (`velocity_r2`, `decoded_target_error_cm`,
   and `_single`). `r2_truth_ceiling`: the same R² for the other held-in trials' true rates (what a
@@ -94,11 +96,13 @@ def behaviour_table(data: TrialData) -> np.ndarray:
 
 
 def grid_spacing(values: np.ndarray) -> float:
-    """Smallest gap between distinct target coordinates (the grid spacing, in cm)."""
-    distinct = np.unique(np.round(np.asarray(values, dtype=np.float64), 6))
-    if len(distinct) < 2:
+    """Smallest gap between distinct target coordinates along any axis (the grid spacing, in cm)."""
+    values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    gaps = [np.diff(np.unique(np.round(column, 6))) for column in values.T]
+    gaps = [g.min() for g in gaps if len(g)]
+    if not gaps:
         raise GnocchiError("targets take a single value: no grid to navigate across")
-    return float(np.diff(distinct).min())
+    return float(min(gaps))
 
 
 def first_per_condition(mask: np.ndarray, conditions: np.ndarray, n: int = 1) -> np.ndarray:

@@ -51,10 +51,12 @@ NAV_CMAP = "viridis"
 def write_figures(evaluations: list[ModelEvaluation], data: TrialData, out_dir: str | os.PathLike) -> list[Path]:
     """Write the figures of the module docstring into ``out_dir``; return their paths.
 
-    ``heldout_targets.png`` is skipped when no model has held-out-condition predictions.
+    ``heldout_targets.png`` is skipped when no model has held-out-condition predictions, the
+    navigation and orthogonality figures when no model was navigated (a recording without a grid).
     """
-    builders = {"codes_pca.png": _codes_pca, "code_snr.png": _code_snr, "r2_neurons.png": _r2_neurons,
-                "navigation.png": _navigation, "unintended_orthogonality.png": _unintended_orthogonality}
+    builders = {"codes_pca.png": _codes_pca, "code_snr.png": _code_snr, "r2_neurons.png": _r2_neurons}
+    if any(ev.navigation for ev in evaluations):
+        builders.update({"navigation.png": _navigation, "unintended_orthogonality.png": _unintended_orthogonality})
     if any(ev.heldout for ev in evaluations):
         builders["heldout_targets.png"] = _heldout_targets
     paths = []

@@ -31,8 +31,10 @@ def code_snr(codes: np.ndarray, direction: np.ndarray, conditions: np.ndarray) -
 
     Project each code on the unit vector along ``direction``; SNR = variance across conditions
     of the per-condition mean projection ÷ mean over conditions of the within-condition variance
-    of the projection. Both variances are unbiased (ddof 1); conditions with a single trial are
-    left out of both terms (they carry no within-condition estimate).
+    of the projection. Both variances use ddof 1 (the within-condition one is then unbiased; the
+    between-condition one still carries the noise of each mean, within / trials per condition, as
+    the paper's definition does); conditions with a single trial are left out of both terms
+    (they carry no within-condition estimate).
     """
     unit = np.asarray(direction, dtype=np.float64)
     if not np.linalg.norm(unit) > 0:
@@ -222,37 +224,29 @@ def navigation_effect(variables: np.ndarray, deltas: np.ndarray, intended: int) 
 
 def leakage(unintended: float, slope: float, min_slope: float = 0.1) -> float:
     """Unintended movement per cm the intended variable really moved: ``unintended`` (per cm
-    commanded) ÷ |slope|. A traversal that barely moves its variable (|slope| < ``min_slope``)
-    has no meaningful ratio."""
-    if not abs(slope) >= min_slope:
-        raise Undefined(f"the intended variable barely moves (slope {slope:.3f} < {min_slope}), so unintended "
-                        f"movement per achieved cm is not meaningful")
-    return float(unintended / abs(slope))
+    commanded) ÷ slope. A traversal that barely moves its variable, or moves it the wrong way
+    (slope < ``min_slope``), has no meaningful ratio."""
+    if not slope >= min_slope:
+        raise Undefined(f"the intended variable barely moves or moves the wrong way (slope {slope:.3f} < "
+                        f"{min_slope}), so unintended movement per achieved cm is not meaningful")
+    return float(unintended / slope)
 
 
 def heldout_target_error(train_codes: np.ndarray, train_targets: np.ndarray, heldout_codes: np.ndarray,
                          heldout_targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean error per held-out trial of targets predicted from codes (Fig 3E–F, 4E–F).
 
-    A linear map codes → targets (ridge, alpha by leave-one-out CV) is fitted on trials of
-    held-in conditions and applied to the inferred codes of trials whose targets the model
-    never saw. Returns the distance between predicted and true target per held-out trial (in
-    the targets' units) and the predicted targets.
+    A linear map codes → targets (ridge on codes standardised with the training codes' mean and
+    sd, so the penalty means the same whatever a model's code scale; alpha by leave-one-out CV)
+    is fitted on trials of held-in conditions and applied to the inferred codes of trials whose
+    targets the model never saw. Returns the distance between predicted and true target per
+    held-out trial (in the targets' units) and the predicted targets.
     """
     from sklearn.linear_model import RidgeCV
 
-    ridge = RidgeCV(alphas=np.logspace(-4, 3, 15)).fit(train_codes, train_targets)
-    predicted = ridge.predict(heldout_codes)
+    train_codes = np.asarray(train_codes, dtype=np.float64)
+    mean, scale = train_codes.mean(axis=0), train_codes.std(axis=0)
+    scale[scale == 0] = 1.0
+    ridge = RidgeCV(alphas=np.logspace(-4, 4, 17)).fit((train_codes - mean) / scale, train_targets)
+    predicted = ridge.predict((np.asarray(heldout_codes, dtype=np.float64) - mean) / scale)
     return np.linalg.norm(predicted - np.asarray(heldout_targets), axis=1), predicted
-
-
-def velocity_r2(train_rates: np.ndarray, train_velocity: np.ndarray, eval_rates: np.ndarray,
-                eval_velocity: np.ndarray) -> float:
-    """Hand-velocity decoding R² as NLB reports it: ridge (alpha by CV) from rates to velocity on the
-    training trials, variance-weighted R² (`sklearn.metrics.r2_score`) on the evaluated ones."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.metrics import r2_score
-
-    flat = lambda x: np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])  # noqa: E731
-    ridge = RidgeCV(alphas=np.logspace(-3, 5, 17)).fit(flat(train_rates), flat(train_velocity))
-    return float(r2_score(flat(eval_velocity), ridge.predict(flat(eval_rates)), multioutput="variance_weighted"))

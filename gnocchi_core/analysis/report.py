@@ -27,10 +27,12 @@ from ..data.trialdata import TrialData
 from .decoding import BehaviourDecoder
 from .evaluation import ModelEvaluation, evaluate_model, evaluation_steps
 
-PROTOCOL = ("Behaviour axes, discriminant directions and decoders are fitted on the held-in training trials; "
-            "early stopping reads the 'valid' split; every number here is measured on the test split (held-in "
-            "test trials, plus all held-out-target trials for held-out prediction), which no setting was chosen "
-            "on. Code SNR pools the held-in valid and test trials. The default models' settings and where they "
+PROTOCOL = ("Behaviour axes, discriminant directions, whitening, the held-out-target map and the behaviour "
+            "decoder are fitted on the held-in training trials; early stopping reads the 'valid' split. Generation, "
+            "navigation and decoding are scored on the test split (held-in test trials; all held-out-target trials "
+            "for held-out prediction), which no setting was chosen on; code SNR pools the held-in valid and test "
+            "trials; the axis cosines describe the axes fitted on training codes; the R² ceiling compares the "
+            "test trials' true rates with the training and valid trials'. The default models' settings and where they "
             "were chosen: gnocchi_core/assets.py. Definitions: gnocchi_core/analysis/evaluation.py and metrics.py.")
 
 #: (metric, what the row shows, which way is better: +1 higher, -1 lower, 0 neither)
@@ -116,7 +118,8 @@ def dataset_summary(data: TrialData, source: str = "") -> dict:
     info = data.trial_info
     heldout = info["heldout_condition"].to_numpy(bool)
     test = data.heldin_conditions("test")
-    per_target = info.loc[test, "condition_id"].value_counts()
+    heldin_conditions = np.unique(info.loc[~heldout, "condition_id"])
+    per_target = info.loc[test, "condition_id"].value_counts().reindex(heldin_conditions, fill_value=0)
     return {"source": source, "trials": int(data.n_trials), "neurons": int(data.n_neurons),
             "heldin_targets": int(info.loc[~heldout, "condition_id"].nunique()),
             "heldout_targets": int(info.loc[heldout, "condition_id"].nunique()),
@@ -243,17 +246,23 @@ def comparison_paragraph(report: dict, subject: str = "gnocchi") -> str:
     where the seeds agree — every seed of one model beats every seed of the other (the per-seed
     ranges do not overlap) — otherwise "no consistent difference"."""
     models = report["models"]
+    n_seeds = len(report["seeds"])
     lines = []
     for other in [n for n in models if n != subject]:
-        wins, losses, ties = [], [], []
+        wins, losses, ties, undefined = [], [], [], []
         for key, (name, score) in COMPARED.items():
             a, b = models[subject].get(key), models[other].get(key)
-            if a is None or b is None or a["mean"] is None or b["mean"] is None:
+            if a is None or b is None:
                 continue
             mine = [score(v) for v in a["seeds"] if v is not None]
             theirs = [score(v) for v in b["seeds"] if v is not None]
+            if len(mine) < n_seeds or len(theirs) < n_seeds:
+                undefined.append(name)
+                continue
             label = f"{name} ({a['mean']:.2f} vs {b['mean']:.2f})"
-            if min(mine) > max(theirs):
+            if n_seeds < 2:
+                ties.append(label)
+            elif min(mine) > max(theirs):
                 wins.append(label)
             elif max(mine) < min(theirs):
                 losses.append(label)
@@ -264,7 +273,10 @@ def comparison_paragraph(report: dict, subject: str = "gnocchi") -> str:
         parts.append(f"better on {', '.join(wins)}." if wins else "better on none of the compared metrics.")
         parts.append(f"Worse on {', '.join(losses)}." if losses else "Worse on none.")
         if ties:
-            parts.append(f"No consistent difference on {', '.join(ties)}.")
+            parts.append(f"No consistent difference{' (one seed cannot show one)' if n_seeds < 2 else ''} on "
+                         f"{', '.join(ties)}.")
+        if undefined:
+            parts.append(f"Not comparable (undefined for some seed; see the report) on {', '.join(undefined)}.")
         lines.append(" ".join(parts))
     return "\n\n".join(lines)
 
