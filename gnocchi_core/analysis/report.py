@@ -43,7 +43,8 @@ ROWS = [
     ("code_snr_axis_target_y", "code SNR for target y, along the behaviour axis", +1),
     ("r2_generated", "R² generated vs true rates: conditional means, condition-averaged, mean over neurons", +1),
     ("r2_generated_single", "R² generated vs true rates: single draws, condition-averaged", +1),
-    ("r2_truth_ceiling", "R² ceiling: other trials' true rates vs the test trials' (a property of the data)", 0),
+    ("r2_truth_ceiling", "R² ceiling: the other held-in trials' rates vs the test trials' (true rates; smoothed "
+                         "spikes without ground truth; a property of the data)", 0),
     ("nav_slope_target_x", "navigation slope, target x (decoded cm per commanded cm; 1 = exact)", 0),
     ("nav_slope_target_y", "navigation slope, target y (1 = exact)", 0),
     ("leakage_target_x", "leakage navigating target x: unintended cm per achieved cm", -1),
@@ -61,6 +62,7 @@ ROWS = [
     ("heldout_target_error_frac_grid", "held-out target error ÷ grid spacing", -1),
     ("decoder_endpoint_error_cm", "behaviour decoder's median endpoint error on the recorded test trials, cm "
                                   "(the same for every model)", 0),
+    ("cobps", "co-bps: bits per spike of the held-out neurons on the test trials", +1),
 ]
 BETTER = {key: sign for key, _, sign in ROWS}
 #: the metrics the README's comparison paragraph speaks about, with their short names and how a value
