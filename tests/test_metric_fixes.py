@@ -153,3 +153,55 @@ def test_undefined_metrics_are_null_with_a_reason_in_strict_json_and_markdown():
                           "heldout_targets": 0, "test_trials_heldout": 0},
               "seeds": [0, 1], "models": {"m": {"kind": "test", **entries}}}
     assert "n/a (" in markdown(report, [])
+
+
+class _Generated:
+    def __init__(self, rates):
+        self.rates = rates
+
+
+class _Diffusion:
+    """A stochastic generator: truth + noise that depends on the seed."""
+
+    deterministic_generate = False
+
+    def __init__(self):
+        self.calls = 0
+
+    def generate(self, codes, seed=None):
+        self.calls += 1
+        noise = np.random.default_rng(seed).normal(0, 1.0, (len(codes), 5, 3))
+        return _Generated(np.asarray(codes)[:, :1, None] + noise)
+
+
+class _Posterior:
+    """A deterministic generator whose single draws come from a sampled code."""
+
+    deterministic_generate = True
+
+    def __init__(self):
+        self.calls, self.sampled = 0, False
+
+    def encode(self, trials, sample=False, seed=None):
+        self.sampled = sample
+        return np.asarray(trials) + (np.random.default_rng(seed).normal(0, 1.0, np.shape(trials)) if sample else 0)
+
+    def generate(self, codes, seed=None):
+        self.calls += 1
+        return _Generated(np.repeat(np.asarray(codes)[:, :1, None], 5, axis=1).repeat(3, axis=2))
+
+
+def test_like_with_like_conditional_means_and_single_draws():
+    from gnocchi_core.analysis.evaluation import conditional_mean, single_draw
+
+    codes = np.linspace(-2, 2, 40)[:, None]
+    diffusion = _Diffusion()
+    mean = conditional_mean(diffusion, codes, samples=16, seed=0)
+    assert diffusion.calls == 16  # the conditional mean of a sampler averages its draws
+    single = single_draw(diffusion, None, codes, seed=0)
+    truth = codes[:, :1, None] * np.ones((1, 5, 3))
+    assert np.abs(mean - truth).mean() < 0.5 * np.abs(single - truth).mean()  # means are far less noisy
+    posterior = _Posterior()
+    assert np.allclose(conditional_mean(posterior, codes, samples=16, seed=0), truth) and posterior.calls == 1
+    drawn = single_draw(posterior, codes, codes, seed=0)
+    assert posterior.sampled and not np.allclose(drawn, truth)  # a single draw samples the code posterior
