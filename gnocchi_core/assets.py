@@ -28,8 +28,9 @@ from pathlib import Path
 
 from .atomic import atomic_path
 from .errors import GnocchiError
+from .models.base import CONFIG_FILE, WEIGHTS_FILE
+from .workflows import ASSETS, DECODER_FILE, HISTORY_FILE
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 POLICY = ASSETS / "motornet_reach" / "policy.pt"
 TRIALS_PER_TARGET = 60
 SEEDS = (0, 1, 2)
@@ -52,7 +53,6 @@ MAZE_MODELS = {
     "lfads": ("lfads", {"train": {"epochs": 300, "patience": 100, "batch_size": 16}}),
 }
 MAZE_TEST_FRACTION = 0.25  # of the 75 labelled MC_Maze_Small trials, stratified by reach condition
-DECODER_FILE, HISTORY_FILE = "decoder.json", "training.json"
 
 
 @dataclass(frozen=True)
@@ -100,9 +100,9 @@ def is_built(job: Job) -> bool:
     import dataclasses
 
     folder = Path(job.final)
-    if not ((folder / "model.pt").is_file() and (folder / HISTORY_FILE).is_file() and (folder / "config.json").is_file()):
+    if not all((folder / name).is_file() for name in (WEIGHTS_FILE, HISTORY_FILE, CONFIG_FILE)):
         return False
-    saved = json.loads((folder / "config.json").read_text()).get("config")
+    saved = json.loads((folder / CONFIG_FILE).read_text()).get("config")
     return json.dumps(saved, sort_keys=True) == json.dumps(dataclasses.asdict(job_config(job)), sort_keys=True)
 
 

@@ -173,11 +173,7 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
     codes = model.encode(data)
     axes, _ = behaviour_axes(codes[train], behaviour[train])
     pc_axes, pc_variance, pc_mean = principal_axes(codes, 3)
-    for k, variable in enumerate(VARIABLES):
-        if variable in NAVIGATED:
-            record(f"code_snr_{variable}", lambda: code_snr(
-                codes[pool], discriminant_direction(codes[train], behaviour[train, k]), conditions[pool]))
-            record(f"code_snr_axis_{variable}", lambda: code_snr(codes[pool], axes[:, k], conditions[pool]))
+    _code_snrs(record, codes, behaviour, conditions, train, pool, axes)
     tick(1)
 
     # generation: conditional means and single draws of the held-in test trials
@@ -187,11 +183,9 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
     tick(1)
     truth = test_data.rates if test_data.rates is not None else \
         smoothed_rates(test_data.spikes, data.bin_ms, decoder.sigma_ms)
-    truth_avg, labels = condition_average(truth, conditions[test])
-    r2_neurons = r2_per_neuron(truth_avg, condition_average(mean, conditions[test])[0])
-    record("r2_generated", lambda: mean_r2(truth_avg, condition_average(mean, conditions[test])[0]))
-    record("r2_generated_single", lambda: mean_r2(truth_avg, condition_average(single, conditions[test])[0]))
-    record("r2_truth_ceiling", lambda: _truth_ceiling(data, test, heldout, conditions, truth_avg, labels))
+    others = ~test & ~heldout  # the held-in train and valid trials
+    r2_neurons = _generation_r2(record, truth, mean, single, conditions, test, others,
+                                data.rates if data.rates is not None else "the dataset has no ground-truth rates")
     test_targets = behaviour[test, 2:]
     for suffix, rates in (("", mean), ("_single", single)):
         record(f"velocity_r2{suffix}", lambda: velocity_r2(decoder, rates, test_data.behavior["hand_vel"]))
@@ -261,13 +255,34 @@ def _raise(reason: str):
     raise Undefined(reason)
 
 
-def _truth_ceiling(data, test, heldout, conditions, truth_avg, labels) -> float:
-    if data.rates is None:
-        raise Undefined("the dataset has no ground-truth rates")
-    others = ~test & ~heldout & np.isin(conditions, labels)
-    if set(conditions[others]) != set(labels):
-        raise Undefined("some test conditions have no other held-in trials")
-    return mean_r2(truth_avg, condition_average(data.rates[others], conditions[others])[0])
+def _code_snrs(record: Recorder, codes, behaviour, conditions, train, pool, axes=None) -> None:
+    """Code SNR of each navigated variable on the ``pool`` trials: along the discriminant direction
+    fitted on the ``train`` trials, and (given ``axes``) along the behaviour axis."""
+    for variable in NAVIGATED:
+        k = VARIABLES.index(variable)
+        record(f"code_snr_{variable}", lambda: code_snr(
+            codes[pool], discriminant_direction(codes[train], behaviour[train, k]), conditions[pool]))
+        if axes is not None:
+            record(f"code_snr_axis_{variable}", lambda: code_snr(codes[pool], axes[:, k], conditions[pool]))
+
+
+def _generation_r2(record: Recorder, truth, mean, single, conditions, test, others, reference) -> np.ndarray:
+    """R² of condition-averaged generated (conditional means, single draws) vs ``truth`` of the test
+    trials, and the ceiling: the same for ``reference`` (all trials' truth, or why there is none) of the
+    ``others`` trials. Returns the per-neuron R² of the conditional means."""
+    truth_avg, labels = condition_average(truth, conditions[test])
+    mean_avg = condition_average(mean, conditions[test])[0]
+    record("r2_generated", lambda: mean_r2(truth_avg, mean_avg))
+    record("r2_generated_single", lambda: mean_r2(truth_avg, condition_average(single, conditions[test])[0]))
+    others = others & np.isin(conditions, labels)
+    if isinstance(reference, str):
+        record("r2_truth_ceiling", lambda: _raise(reference))
+    elif set(conditions[others]) != set(labels):
+        record("r2_truth_ceiling", lambda: _raise("some test conditions have no other held-in trials"))
+    else:
+        ceiling = condition_average(reference[others], conditions[others])[0]
+        record("r2_truth_ceiling", lambda: mean_r2(truth_avg, ceiling))
+    return r2_per_neuron(truth_avg, mean_avg)
 
 
 def evaluate_recording(name: str, model, data: TrialData, *, samples: int = 8, seed: int = 0,
@@ -286,22 +301,13 @@ def evaluate_recording(name: str, model, data: TrialData, *, samples: int = 8, s
     record = Recorder()
     codes = model.encode(data)
     axes, _ = behaviour_axes(codes[train], behaviour[train])
-    for variable in NAVIGATED:
-        k = VARIABLES.index(variable)
-        record(f"code_snr_{variable}", lambda: code_snr(
-            codes[pool], discriminant_direction(codes[train], behaviour[train, k]), conditions[pool]))
+    _code_snrs(record, codes, behaviour, conditions, train, pool)
     test_data = data.subset(trials=test)
     smoothed = smoothed_rates(data.spikes, data.bin_ms, sigma_ms)
-    truth_avg, labels = condition_average(smoothed[test], conditions[test])
     mean = conditional_mean(model, codes[test], samples, seed)
     single = single_draw(model, test_data, codes[test], seed)
-    r2_neurons = r2_per_neuron(truth_avg, condition_average(mean, conditions[test])[0])
-    record("r2_generated", lambda: mean_r2(truth_avg, condition_average(mean, conditions[test])[0]))
-    record("r2_generated_single", lambda: mean_r2(truth_avg, condition_average(single, conditions[test])[0]))
-    others = data.heldin_conditions("train", "valid") & np.isin(conditions, labels)
-    record("r2_truth_ceiling", lambda: _raise("some test conditions have no other trials")
-           if set(conditions[others]) != set(labels) else
-           mean_r2(truth_avg, condition_average(smoothed[others], conditions[others])[0]))
+    r2_neurons = _generation_r2(record, smoothed[test], mean, single, conditions, test,
+                                data.heldin_conditions("train", "valid"), smoothed)
     heldout = data.heldout_neurons
     if not heldout.any():
         record("cobps", lambda: _raise("the dataset has no held-out neurons"))
