@@ -32,6 +32,9 @@ class NavigationState(param.Parameterized):
     drive = param.Selector(default=None, objects=[], doc="the model the sliders drive when unlocked")
     steps = param.Integer(default=10, bounds=(2, 200), doc="DDIM steps (GNOCCHI)")
     samples = param.Integer(default=4, bounds=(1, 32), doc="trials generated per model")
+    guidance = param.Number(default=None, bounds=(0.0, 10.0), allow_None=True,
+                            doc="classifier-free guidance scale for GNOCCHI models trained with code dropout "
+                                "(empty: each model's default)")
     seed = param.Integer(default=0, bounds=(0, None), doc="initial noise; held fixed while navigating")
     show_spikes = param.Boolean(default=False, doc="raster of Poisson spikes instead of rates")
     generations = param.Dict(default={}, doc="model name → latest Generation")
@@ -71,7 +74,7 @@ class NavigationState(param.Parameterized):
     def compute(self) -> dict[str, Generation]:
         """Generate for every model at its current offsets (blocking); refreshes baselines when needed."""
         results = {}
-        key = (self.reference, self.steps, self.samples, self.seed)
+        key = (self.reference, self.steps, self.samples, self.seed, self.guidance)
         for name, view in self.workspace.models.items():
             if self._baseline_keys.get(name) != key:
                 self.baselines[name] = generate_for(self.workspace, view, self.reference, {}, **self._settings())
@@ -80,7 +83,7 @@ class NavigationState(param.Parameterized):
         return results
 
     def _settings(self) -> dict:
-        return {"steps": self.steps, "samples": self.samples, "seed": self.seed}
+        return {"steps": self.steps, "samples": self.samples, "seed": self.seed, "guidance": self.guidance}
 
     def regenerate(self) -> None:
         """Synchronous generation (tests, first render)."""

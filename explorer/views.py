@@ -15,7 +15,7 @@ import numpy as np
 import panel as pn
 
 from .state import AXES, NavigationState
-from .workspace import ModelView
+from .workspace import ModelView, guides
 
 PLOT = {"width": 380, "height": 300, "toolbar": None, "default_tools": []}
 VARIABLE_LABELS = {"start_x": "start x (cm)", "start_y": "start y (cm)", "target_x": "target x (cm)",
@@ -223,13 +223,14 @@ class Controls(pn.viewable.Viewer):
         self.download = pn.widgets.FileDownload(callback=self._download, filename="generated_trials.h5",
                                                 label="download generated trials (h5)", width=260)
         settings = pn.Param(state, parameters=["colour_by", "pc_x", "pc_y", "lock", "drive", "steps", "samples",
-                                               "seed", "show_spikes"],
+                                               "seed", "guidance", "show_spikes"],
                             widgets={"steps": {"type": pn.widgets.IntInput, "throttled": True},
-                                     "samples": pn.widgets.IntInput, "seed": pn.widgets.IntInput},
+                                     "samples": pn.widgets.IntInput, "seed": pn.widgets.IntInput,
+                                     "guidance": {"type": pn.widgets.FloatInput, "step": 0.5}},
                             show_name=False, width=260)
         self._layout = pn.Column("### Navigate", *self.sliders.values(), self.reset_button, "### Settings", settings,
                                  self.download, width=280)
-        state.param.watch(self._settings_changed, ["steps", "samples", "seed", "reference"])
+        state.param.watch(self._settings_changed, ["steps", "samples", "seed", "guidance", "reference"])
         state.param.watch(self._drive_changed, ["lock", "drive"])
 
     def _moved(self, axis: str, value: float) -> None:
@@ -263,7 +264,8 @@ class Controls(pn.viewable.Viewer):
         view = ws.models[name]
         code = state.codes()[name]
         trials = generated_trials(view.model, np.repeat(code[None], state.samples, axis=0), seed=state.seed,
-                                  steps=state.steps, decoder=ws.decoder, source=str(ws.data.provenance.source))
+                                  steps=state.steps, guidance=state.guidance if guides(view.model) else None,
+                                  decoder=ws.decoder, source=str(ws.data.provenance.source))
         self.download.filename = f"generated_{name}_trial{state.reference}.h5"
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "generated.h5"

@@ -204,13 +204,21 @@ def navigate_code(view: ModelView, reference: int, offsets: dict[str, float]) ->
     return code
 
 
+def guides(model) -> bool:
+    """Whether the model samples with classifier-free guidance (a GNOCCHI model trained with code dropout)."""
+    return getattr(getattr(model, "config", None), "code_dropout", 0.0) > 0
+
+
 def generate_for(workspace: Workspace, view: ModelView, reference: int, offsets: dict[str, float], *,
-                 steps: int, samples: int, seed: int) -> Generation:
-    """Generate ``samples`` trials at the navigated code (fixed noise per seed) and decode their reaches."""
+                 steps: int, samples: int, seed: int, guidance: float | None = None) -> Generation:
+    """Generate ``samples`` trials at the navigated code (fixed noise per seed) and decode their reaches.
+
+    ``guidance`` applies to GNOCCHI models trained with code dropout (None: the model's default)."""
     start = time.perf_counter()
     code = navigate_code(view, reference, offsets)
     codes = np.repeat(code[None].astype(np.float32), samples, axis=0)
-    rates = view.model.generate(codes, seed=seed, steps=steps).rates  # LFADS has no sampler: ignores steps
+    options = {"guidance": guidance} if guidance is not None and guides(view.model) else {}
+    rates = view.model.generate(codes, seed=seed, steps=steps, **options).rates  # LFADS has no sampler: ignores steps
     paths = workspace.decoder.position(workspace.decoder.predict(rates))
     decoded = reach_variables(paths, workspace.data.bin_centers_ms).mean(axis=0)
     info = workspace.data.trial_info.iloc[reference]

@@ -149,13 +149,16 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(run=lambda args: bench.print_help())
     sample = bench_commands.add_parser(
         "sample", help="sampling latency and few-step fidelity of a trained GNOCCHI model",
-        description="Latency p50/p95 for 1, 8 and 32 trials at several DDIM step counts, and R² of "
-                    "few-step samples against 1000-step samples from the same codes and noise.")
+        description="Latency p50/p95 for 1, 8 and 32 trials at several DDIM step counts, and the fidelity of "
+                    "few-step DDIM to the full ancestral (DDPM) chain: per-neuron R² of conditional means "
+                    "for the same 32 codes, beside two DDPM runs' R² (the noise floor).")
     sample.add_argument("--model", required=True, help="trained model folder")
     sample.add_argument("--data", help="dataset whose test trials give the codes (default: prior samples)")
     sample.add_argument("--steps", type=int, nargs="+", default=[10, 25, 50, 1000], help="DDIM step counts")
     sample.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32], help="trials per call")
     sample.add_argument("--repeats", type=int, default=20, help="timed calls per setting (default 20)")
+    sample.add_argument("--fidelity-samples", type=int, default=8,
+                        help="draws per code in each conditional mean of the fidelity check (default 8)")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     sample.set_defaults(run=_bench_sample)
     quality = bench_commands.add_parser(
@@ -476,7 +479,7 @@ def _bench_sample(args) -> None:
     from .bench import bench_sampling
 
     bench_sampling(args.model, data_path=args.data, steps=args.steps, batches=args.batch,
-                   repeats=args.repeats, device=args.device)
+                   repeats=args.repeats, device=args.device, fidelity_samples=args.fidelity_samples)
 
 
 def _bench_quality(args) -> None:

@@ -106,12 +106,12 @@ def navigation_plan(model, data: TrialData, variable: str, *, steps: int = 9,
 
 
 def generated_trials(model, codes: np.ndarray, *, seed: int = 0, steps: int | None = None,
-                     decoder: BehaviourDecoder | None = None, extra: pd.DataFrame | None = None,
+                     guidance: float | None = None, decoder: BehaviourDecoder | None = None, extra: pd.DataFrame | None = None,
                      source: str = "") -> TrialData:
     """Generated trials as a dataset: Poisson spikes, the rates they were drawn from as ground truth,
     decoded hand kinematics as behaviour, and the codes as 'latents' (constant over bins).
-    ``steps``: sampler steps (GNOCCHI's DDIM; default the model's)."""
-    out = model.generate(codes, seed=seed, steps=steps)
+    ``steps``, ``guidance``: GNOCCHI's DDIM steps and guidance scale (default the model's)."""
+    out = model.generate(codes, seed=seed, steps=steps, **({"guidance": guidance} if guidance is not None else {}))
     spikes = poisson_spikes(out.rates, model.bin_ms, seed)
     behavior, units = {}, {}
     if decoder is not None:

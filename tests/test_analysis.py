@@ -124,6 +124,7 @@ def models(data, tmp_path_factory):
     path = root / "data.h5"
     data.save(path)
     gnocchi = GnocchiConfig(code_dim=4, channels=16, cond_dim=32, encoder_channels=16, sample_steps=5,
+                            latent_dim=6, ae_channels=16, ae_epochs=15,
                             train=TrainConfig(epochs=30, batch_size=32, lr=3e-3, warmup_steps=10, patience=1000))
     GnocchiModel(gnocchi, device="cpu").fit(data, root / "gnocchi", progress=False)
     lfads = LfadsConfig(ic_enc_dim=16, ci_enc_dim=0, con_dim=0, co_dim=0, ic_dim=8, gen_dim=16, fac_dim=6,

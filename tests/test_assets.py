@@ -17,7 +17,8 @@ from conftest import MC_MAZE_SMALL
 
 TINY = {
     "gnocchi": ("gnocchi", {"code_dim": 4, "channels": 16, "cond_dim": 32, "encoder_channels": 16,
-                            "sample_steps": 3, "train": {"epochs": 2}}),
+                            "sample_steps": 3, "latent_dim": 4, "ae_channels": 16, "ae_epochs": 2,
+                            "train": {"epochs": 2}}),
     "lfads": ("lfads", {"ic_enc_dim": 16, "ci_enc_dim": 8, "con_dim": 8, "co_dim": 2, "ic_dim": 8, "gen_dim": 16,
                         "fac_dim": 4, "posterior_samples": 2, "train": {"epochs": 2}}),
     "lfads_ic": ("lfads", {"ic_enc_dim": 16, "ci_enc_dim": 0, "con_dim": 0, "co_dim": 0, "ic_dim": 8, "gen_dim": 16,

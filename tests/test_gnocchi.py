@@ -20,7 +20,7 @@ from gnocchi_core.models.gnocchi.losses import mmd
 from gnocchi_core.models.training import TrainConfig, Trainer, learning_rate
 
 TINY = GnocchiConfig(code_dim=4, channels=16, cond_dim=32, encoder_channels=16, sample_steps=5,
-                     prior_components=3, train=TrainConfig(epochs=40, batch_size=32, warmup_steps=20,
+                     prior_components=3, latent_dim=6, ae_channels=16, ae_epochs=15, code_dropout=0.2, train=TrainConfig(epochs=40, batch_size=32, warmup_steps=20,
                                                            patience=1000, checkpoint_every=5))
 
 
@@ -157,7 +157,7 @@ def test_ddim_with_fixed_noise_is_deterministic_and_continuous_in_the_code(train
 def test_explicit_noise_equals_seeded_noise(trained):
     model, _ = trained
     code = model.sample_prior(2, seed=0)
-    noise = torch.randn((2, model.n_neurons, model.n_bins), generator=torch.Generator().manual_seed(5)).numpy()
+    noise = torch.randn((2, model.config.latent_dim, model.n_bins), generator=torch.Generator().manual_seed(5)).numpy()
     np.testing.assert_array_equal(model.generate(code, noise=noise).rates, model.generate(code, seed=5).rates)
     with pytest.raises(GnocchiError, match="noise must have shape"):
         model.generate(code, noise=noise[:, :3])
@@ -237,6 +237,7 @@ def test_train_and_bench_commands(data, tmp_path):
     data.save(tmp_path / "data.h5")
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"code_dim": 4, "channels": 16, "cond_dim": 32, "encoder_channels": 16,
+                                  "latent_dim": 6, "ae_channels": 16, "ae_epochs": 3,
                                   "prior_components": 3, "train": {"batch_size": 32}}))
     cli = [sys.executable, "-m", "gnocchi_core.cli"]
     result = subprocess.run(cli + ["train", "gnocchi", "--data", str(tmp_path / "data.h5"), "--out",
@@ -245,10 +246,79 @@ def test_train_and_bench_commands(data, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "done: 3 epochs" in result.stdout and (tmp_path / "model" / "config.json").is_file()
     result = subprocess.run(cli + ["bench", "sample", "--model", str(tmp_path / "model"), "--steps", "5", "10",
-                                   "--batch", "1", "2", "--repeats", "2"], capture_output=True, text=True)
+                                   "--batch", "1", "2", "--repeats", "2", "--fidelity-samples", "1"],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "p50 ms" in result.stdout and "fidelity against 1000-step DDIM" in result.stdout
+    assert "p50 ms" in result.stdout and "fidelity against the 1000-step ancestral (DDPM) chain" in result.stdout
     result = subprocess.run(cli + ["bench", "quality", "--model", str(tmp_path / "model"), "--data",
                                    str(tmp_path / "data.h5")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "code_snr_target_x" in result.stdout and "r2_generated" in result.stdout
+
+
+# ---------------------------------------------------------------------- latent space, guidance, formats
+def test_latent_space_generates_smooth_positive_rates_decoded_by_the_autoencoder(trained, data):
+    model, out = trained
+    assert model.config.space == "latent" and (out / "autoencoder" / "best.pt").is_file()
+    rates = model.generate(model.encode(data.split("test")), seed=0).rates
+    assert rates.min() > 0  # exp of the readout: never a negative rate
+    # smooth: rates change less from bin to bin than Poisson-noisy smoothed spikes of the data would
+    assert np.abs(np.diff(rates, axis=1)).mean() < 0.5 * np.abs(np.diff(data.spikes * 1000 / data.bin_ms, axis=1)).mean()
+    # the autoencoder learned the counts: its reconstruction beats a per-neuron constant rate
+    counts = torch.from_numpy(data.spikes.astype(np.float32)).transpose(1, 2)
+    with torch.no_grad():
+        log_mean = model.autoencoder.log_counts(model.autoencoder.encode(counts))
+    nll = torch.nn.functional.poisson_nll_loss(log_mean, counts, log_input=True).item()
+    constant = counts.mean(dim=(0, 2), keepdim=True).clamp(min=1e-6).log().expand_as(counts)
+    assert nll < torch.nn.functional.poisson_nll_loss(constant, counts, log_input=True).item()
+
+
+def test_guidance_one_is_plain_conditional_sampling_and_other_scales_differ(trained):
+    model, _ = trained
+    code = model.sample_prior(3, seed=0)
+    plain = model.generate(code, seed=1).rates
+    np.testing.assert_array_equal(model.generate(code, seed=1, guidance=1.0).rates, plain)
+    guided = model.generate(code, seed=1, guidance=3.0).rates
+    assert guided.shape == plain.shape and np.isfinite(guided).all() and not np.allclose(guided, plain)
+    # guidance 0 is the unconditional model: the code no longer matters
+    a = model.generate(code[:1], seed=1, guidance=0.0).rates
+    b = model.generate(code[1:2], seed=1, guidance=0.0).rates
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_rates_space_model_saves_loads_and_old_format_folders_still_load(data, tmp_path):
+    config = replace(TINY, space="rates", code_dropout=0.0, positional=0, train=replace(TINY.train, epochs=3))
+    model = GnocchiModel(config, device="cpu").fit(data, tmp_path / "rates", progress=False)
+    assert model.autoencoder is None and not (tmp_path / "rates" / "autoencoder").exists()
+    code = model.sample_prior(2, seed=0)
+    expected = model.generate(code, seed=4).rates
+    np.testing.assert_array_equal(load_model(tmp_path / "rates").generate(code, seed=4).rates, expected)
+    # a folder written before latent space and guidance existed (format 1): no 'space', no null code
+    old = tmp_path / "old"
+    old.mkdir()
+    saved = json.loads((tmp_path / "rates" / "config.json").read_text())
+    saved["format_version"] = 1
+    for key in ("space", "positional", "latent_dim", "ae_channels", "ae_coordinated_dropout", "ae_smoothness", "ae_epochs",
+                "code_dropout", "guidance"):
+        del saved["config"][key]
+    (old / "config.json").write_text(json.dumps(saved))
+    weights = torch.load(tmp_path / "rates" / "model.pt", weights_only=True)
+    del weights["net"]["denoiser.null_code"]
+    torch.save(weights, old / "model.pt")
+    np.testing.assert_array_equal(load_model(old).generate(code, seed=4).rates, expected)
+
+
+def test_an_unknown_space_is_refused():
+    with pytest.raises(GnocchiError, match="'space' must be one of"):
+        GnocchiConfig.from_dict({"space": "pixels"})
+
+
+def test_sampler_fidelity_against_the_ancestral_chain(trained):
+    from gnocchi_core.bench import sampler_fidelity
+
+    model, _ = trained
+    codes = model.sample_prior(6, seed=0)
+    fidelity = sampler_fidelity(model, codes, [5, 50], samples=2)
+    assert set(fidelity) == {"ddpm_repeat", 5, 50}
+    assert all(np.isfinite(v) and v <= 1.0 for v in fidelity.values())
+    assert fidelity["ddpm_repeat"] < 1.0  # two independent sets of ancestral draws never coincide

@@ -21,8 +21,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+import torch
+
+from ..atomic import atomic_path
 from ..data.trialdata import TrialData
 from ..errors import GnocchiError
+from .priors import CodeMixture
+from .training import LAST, Trainer, load_checkpoint, resolve_device
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
 
@@ -37,14 +42,29 @@ class Generated:
 
 
 class ModelFolder:
-    """What both models share once trained: the data shape they were fitted to, and their config."""
+    """What both models share: construction, the training scaffolding around their own networks
+    (splits, trainer, resume, best weights, code prior) and the folder they save to and load from.
 
-    config: object
-    data_info: dict
-    net: object | None
+    A subclass names its ``kind``, ``label``, ``config_class`` and ``format_version``, builds its
+    network in ``fit`` and ``_build`` (on load), and adds what else it saves through
+    ``_extra_weights`` / ``_extra_config``."""
+
+    kind: str
+    label: str  # "a GNOCCHI model": how errors name it
+    config_class: type
+    format_version: int = 1
+    readable_formats: tuple[int, ...] = (1,)
     #: True when `generate` gives the same rates for the same code whatever the seed (LFADS);
     #: False when each call draws a sample (GNOCCHI's diffusion), so a conditional mean needs many
     deterministic_generate: bool = False
+
+    def __init__(self, config=None, device: str = "auto"):
+        self.config = config or self.config_class()
+        self.device = resolve_device(device)
+        self.net = None
+        self.mixture: CodeMixture | None = None
+        self.data_info: dict = {}
+        self.history: list[dict] = []
 
     @property
     def n_neurons(self) -> int:
@@ -64,6 +84,84 @@ class ModelFolder:
     def _require_trained(self) -> None:
         if self.net is None:
             raise GnocchiError("the model is not trained: call fit() or gnocchi_core.load_model(DIR)")
+
+    # ------------------------------------------------------------------ training scaffolding
+    def _training_splits(self, data: TrialData) -> tuple[TrialData, TrialData]:
+        """(train, valid): the held-in 'train' trials and the 'valid' trials; records the data's
+        shape in ``data_info`` and seeds torch with the config's seed."""
+        split = data.trial_info["split"]
+        train = data.subset(trials=data.heldin_conditions("train"))
+        if train.n_trials == 0:
+            raise GnocchiError("the dataset has no 'train' trials to train on")
+        if not (split == "valid").any():
+            raise GnocchiError("the dataset has no 'valid' trials to validate on")
+        torch.manual_seed(self.config.train.seed)
+        self.data_info = {"n_neurons": data.n_neurons, "n_bins": data.n_bins, "bin_ms": data.bin_ms,
+                          "t0_ms": data.t0_ms, "neuron_ids": data.neuron_ids.tolist(),
+                          "heldout_neurons": data.heldout_neurons.tolist(), "source": data.provenance.source}
+        return train, data.subset(trials=(split == "valid").to_numpy())
+
+    def _train_net(self, train: list, valid: list, out_dir: Path, resume: bool, progress: bool,
+                   on_epoch_end=None) -> None:
+        """Train ``self.net`` (resuming from ``out_dir/last.pt`` when asked), keep its best EMA weights."""
+        trainer = Trainer(self.net, self.config.train, out_dir, self.device, progress=progress)
+        if resume and (out_dir / LAST).is_file():
+            trainer.restore(out_dir / LAST)
+        self.history = trainer.fit(train, valid, on_epoch_end=on_epoch_end)
+        self.net = trainer.best_module()
+
+    def _finish_fit(self, train: TrialData, out_dir: Path):
+        """Fit the code mixture prior on the training codes and save the model folder."""
+        self.mixture = CodeMixture.fit(self.encode(train), self.config.prior_components, self.config.train.seed)
+        self.save(out_dir)
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def _extra_weights(self) -> dict:
+        return {}
+
+    def _extra_config(self) -> dict:
+        return {}
+
+    def save(self, model_dir: str | os.PathLike) -> None:
+        """``config.json`` + ``model.pt`` (tensors only), each written atomically."""
+        self._require_trained()
+        model_dir = Path(model_dir)
+        with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
+            torch.save({"net": self.net.state_dict(), "mixture": self.mixture.to_tensors(), **self._extra_weights()}, tmp)
+        config = {"kind": self.kind, "format_version": self.format_version, "config": self._config_dict(),
+                  **self._extra_config(), "data": self.data_info, "epochs_trained": len(self.history),
+                  "last_epoch": dict(self.history[-1]) if self.history else {}}
+        with atomic_path(model_dir / CONFIG_FILE) as tmp:
+            tmp.write_text(json.dumps(config, indent=1))
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike, device: str = "auto"):
+        """A trained model from its folder; weights load with ``weights_only=True``."""
+        saved = read_config(model_dir)
+        if saved.get("kind") != cls.kind or saved.get("format_version") not in cls.readable_formats:
+            raise GnocchiError(f"{model_dir}: not {cls.label} of format {cls.format_version} "
+                               f"(kind {saved.get('kind')!r}, format {saved.get('format_version')!r})")
+        for key in ("config", "data"):
+            if not isinstance(saved.get(key), dict):
+                raise GnocchiError(f"{Path(model_dir) / CONFIG_FILE}: field '{key}' is missing or not an object")
+        model = cls(cls.config_class.from_dict(cls._upgrade_config(saved)), device=device)
+        model.data_info = saved["data"]
+        path = Path(model_dir) / WEIGHTS_FILE
+        weights = load_checkpoint(path, model.device)
+        model._build(saved, weights, path)
+        model.mixture = CodeMixture.from_tensors(weights["mixture"])
+        model.net.eval()
+        return model
+
+    @classmethod
+    def _upgrade_config(cls, saved: dict) -> dict:
+        """The config dict of a saved model, brought up to the current format."""
+        return saved["config"]
+
+    def _build(self, saved: dict, weights: dict, path: Path) -> None:
+        """Create ``self.net`` (and anything else) for a loaded model and load its weights."""
+        raise NotImplementedError
 
 
 @runtime_checkable

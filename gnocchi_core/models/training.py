@@ -105,7 +105,7 @@ def record_run(out_dir: str | os.PathLike, run: dict, resume: bool) -> None:
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(run, indent=1))
         return
-    if not (out_dir / LAST).is_file():
+    if not (out_dir / LAST).is_file() and not any(out_dir.glob(f"*/{LAST}")):
         raise GnocchiError(f"{out_dir}: nothing to resume (no {LAST})")
     previous = json.loads(path.read_text()) if path.is_file() else {}
     differences = _differences(previous, run)

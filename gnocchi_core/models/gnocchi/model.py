@@ -1,44 +1,48 @@
 """GNOCCHI: InfoDiffusion for trials of neural activity (McCart et al.).
 
-An encoder maps a trial x0 (bins × neurons of smoothed, sqrt'd, standardised rates) to a code
-c ∈ R^L; a denoiser conditioned on c turns Gaussian noise into a trial. Training minimises
+An encoder maps a trial x0 to a code c ∈ R^L; a denoiser conditioned on c turns Gaussian noise
+into a trial. Training minimises
 
     ‖ε̂ − ε‖²  +  λ_rec·‖x̂0 − x0‖²  +  λ_mmd·MMD(codes, N(0, I))
 
-with x̂0 rebuilt from the predicted noise at the same step. Because x̂0 − x0 = (ε̂ − ε)/√SNR,
+with x̂0 rebuilt from the network's output at the same step. Because x̂0 − x0 = (ε̂ − ε)/√SNR,
 the reconstruction term weights the high-noise steps, where the denoiser can only know the
 trial through its code: it is what makes the code informative. The MMD term pulls the
 aggregate code distribution to N(0, I), so prior samples and straight-line walks in code
-space stay where the denoiser was trained.
+space stay where the denoiser was trained. Codes are learned without behaviour labels.
 
-The network's output is read as v (``prediction="v"``, see diffusion.py): ε̂ and x̂0 both
-follow from it without dividing by √ᾱ. A plain ε-network failed here: at the noisiest steps
-its x̂0 amplified a small ε error a hundredfold and samples diverged. With λ_rec = 1 the score
-and reconstruction terms add up to the v-loss, weighting every noise level equally.
+What x0 is (``space``):
+- ``"latent"`` (default): the smooth latent trajectories (latent_dim × bins) of a Poisson
+  autoencoder trained first on the same trials (autoencoder.py, as LDNS does). A generated x0
+  is decoded to rates, so every sample is a smooth, positive rate and spikes are drawn from it;
+  the diffusion never has to reproduce spike noise, and it runs over 16 channels instead of
+  one per neuron.
+- ``"rates"``: smoothed (σ = ``sigma_ms``), sqrt'd, standardised spike counts, as in the paper;
+  samples then carry single-trial noise, which only averaging many samples removes.
 
-Choices (the paper's full hyper-parameters are not public; each is a config field):
-- L = 8: the synthetic and MotorNet reaches have 4 behavioural degrees of freedom (start x/y,
-  target x/y) plus trial-to-trial variability; 8 leaves room without diluting the SNR.
-- cosine schedule, 1000 steps (Nichol & Dhariwal): gentler at low noise than linear, which
-  matters for smooth rates; few-step DDIM stays faithful on it.
-- a 64-channel two-level U-Net (~0.7 M parameters with the encoder): trials are only ~70
-  bins, and CPU sampling has to be interactive (8 trials in < 100 ms at the default step count).
-- σ = 40 ms smoothing + sqrt + standardisation: stabilises Poisson variance so the Gaussian
-  diffusion sees near-homoscedastic data; inverted when generating (rates in spikes/s). At
-  ~20 spikes/s and 10 ms bins, 20 ms smoothing left single trials so noisy that they
-  correlated worse with the true rates (R² −3.5 on the synthetic data) than 40 ms (−1.4).
-- λ_rec = 1 (see above); λ_mmd = 1 with bandwidths 0.25–4: strong enough to keep codes near
-  N(0, I), weak enough not to wash out structure.
-- 25 DDIM steps by default: on the synthetic data their samples match 1000-step samples from
-  the same codes and noise with R² 0.99 (10 steps: 0.95), at 40× fewer denoiser calls.
-- predicted x0 clipped to 1.2× the training range while sampling, which keeps few-step DDIM
-  from overshooting.
+Design choices (each a config field; what was measured for each, and how to rerun it, is in the
+README's GNOCCHI section):
+- the network's output is read as v (``prediction="v"``, see diffusion.py): ε̂ and x̂0 both
+  follow from it without dividing by √ᾱ, so x̂0 stays well-conditioned at the noisiest steps.
+- the denoiser sees sinusoidal bin-position channels (``positional``): the code enters through
+  FiLM, the same for every bin, so without them the network cannot tell when in the trial it is
+  when its input is pure noise.
+- classifier-free guidance (``code_dropout``, ``guidance``): the code is replaced by a learned
+  null code on a fraction of training steps, so sampling can push away from the unconditional
+  model by a scale w (1 = none).
+- L = 16: the reaches have 4 behavioural degrees of freedom (start x/y, target x/y) plus
+  trial-to-trial variability.
+- cosine schedule, 1000 steps (Nichol & Dhariwal); DDIM with ``sample_steps`` steps by default
+  (`gnocchi bench sample` measures its fidelity to the 1000-step ancestral chain and its latency);
+  predicted x0 clipped to 1.2× the training range while sampling, which keeps few-step DDIM from
+  overshooting.
+- a 64-channel two-level 1-D U-Net: trials are short (~70 bins) and sampling on a CPU has to be
+  interactive.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,39 +52,53 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...atomic import atomic_path
 from ...data.preprocessing import Preprocessing
 from ...data.trialdata import TrialData
 from ...errors import GnocchiError
-from ..base import CONFIG_FILE, Generated, ModelFolder, WEIGHTS_FILE, poisson_spikes, read_config, trial_counts
-from ..priors import CodeMixture
-from ..training import LAST, Trainer, TrainConfig, record_run, load_checkpoint, load_weights, resolve_device
+from ..base import CONFIG_FILE, Generated, ModelFolder, poisson_spikes, trial_counts
+from ..training import LAST, Trainer, TrainConfig, record_run, load_weights
 from .diffusion import NoiseSchedule, ddim_sample, ddpm_sample
+from .autoencoder import PoissonAutoencoder
 from .losses import mmd
 from .networks import Denoiser, Encoder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 BATCH = 256  # trials per forward pass when encoding / generating
+SPACES = ("latent", "rates")
+AUTOENCODER_DIR = "autoencoder"
 
 
 @dataclass
 class GnocchiConfig:
-    code_dim: int = 8
+    code_dim: int = 16
     channels: int = 64
+    positional: int = 16  # sinusoidal bin-position channels fed to the denoiser (see networks.Denoiser)
     cond_dim: int = 128
     encoder_channels: int = 64
-    dropout: float = 0.0
+    dropout: float = 0.1
     diffusion_steps: int = 1000
     schedule: str = "cosine"
-    sample_steps: int = 25
+    sample_steps: int = 10
     prediction: str = "v"
-    lambda_rec: float = 1.0
-    lambda_mmd: float = 1.0
+    lambda_rec: float = 20.0
+    lambda_mmd: float = 0.1
     mmd_bandwidths: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
     x0_clip_margin: float = 1.2
     sigma_ms: float = 40.0
     sqrt: bool = True
     prior_components: int = 10
+    #: what the diffusion generates: "latent" (a Poisson autoencoder's smooth latents, decoded to
+    #: rates) or "rates" (smoothed, sqrt'd, standardised spike counts, as in the paper)
+    space: str = "latent"
+    latent_dim: int = 16
+    ae_channels: int = 64
+    ae_coordinated_dropout: float = 0.3
+    ae_smoothness: float = 0.1
+    ae_epochs: int = 150
+    #: classifier-free guidance: fraction of training steps whose code is replaced by a learned
+    #: null code, and the default guidance scale w when sampling (1 = no guidance)
+    code_dropout: float = 0.1
+    guidance: float = 1.0
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @classmethod
@@ -90,6 +108,8 @@ class GnocchiConfig:
         unknown = set(params) - known
         if unknown:
             raise GnocchiError(f"unknown GNOCCHI config fields {sorted(unknown)}")
+        if params.get("space", cls.space) not in SPACES:
+            raise GnocchiError(f"GNOCCHI config field 'space' must be one of {SPACES}, found {params['space']!r}")
         params["train"] = TrainConfig(**params.get("train", {}))
         params["mmd_bandwidths"] = tuple(params.get("mmd_bandwidths", cls.mmd_bandwidths))
         return cls(**params)
@@ -98,12 +118,27 @@ class GnocchiConfig:
 class GnocchiNet(nn.Module):
     """Encoder + denoiser + schedule, with the training losses. Tensors are (batch, neurons, bins)."""
 
-    def __init__(self, config: GnocchiConfig, n_neurons: int, n_bins: int):
+    def __init__(self, config: GnocchiConfig, n_channels: int, n_bins: int):
         super().__init__()
         self.config = config
-        self.encoder = Encoder(n_neurons, n_bins, config.code_dim, config.encoder_channels)
-        self.denoiser = Denoiser(n_neurons, config.code_dim, config.channels, config.cond_dim, config.dropout)
+        self.encoder = Encoder(n_channels, n_bins, config.code_dim, config.encoder_channels)
+        self.denoiser = Denoiser(n_channels, config.code_dim, config.channels, config.cond_dim, config.dropout,
+                                 config.positional)
         self.schedule = NoiseSchedule(config.diffusion_steps, config.schedule)
+
+    def guided(self, code: torch.Tensor, guidance: float):
+        """The denoiser as a function of (x, step) for this code, with classifier-free guidance
+        out = out(∅) + w·(out(code) − out(∅)) when w ≠ 1 (one batched call for both)."""
+        if guidance == 1.0:
+            return lambda x, step: self.denoiser(x, step, code)
+
+        def denoise(x, step):
+            null = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+            out = self.denoiser(torch.cat([x, x]), torch.cat([step, step]), torch.cat([code, code]),
+                                drop=torch.cat([null, ~null]))
+            conditional, unconditional = out.chunk(2)
+            return unconditional + guidance * (conditional - unconditional)
+        return denoise
 
     def losses(self, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -112,7 +147,8 @@ class GnocchiNet(nn.Module):
         step = torch.randint(0, self.schedule.steps, (len(x0),), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = self.schedule.add_noise(x0, noise, step)
-        eps, x0_hat = self.schedule.eps_and_x0(x_t, self.denoiser(x_t, step, code), step, cfg.prediction)
+        drop = torch.rand(len(x0), device=x0.device) < cfg.code_dropout if cfg.code_dropout > 0 else None
+        eps, x0_hat = self.schedule.eps_and_x0(x_t, self.denoiser(x_t, step, code, drop=drop), step, cfg.prediction)
         score = F.mse_loss(eps, noise)
         rec = F.mse_loss(x0_hat, x0)
         prior = mmd(code, torch.randn_like(code), cfg.mmd_bandwidths)
@@ -124,16 +160,16 @@ class GnocchiModel(ModelFolder):
     """Fit on a TrialData, then `encode` trials to codes and `generate` trials from codes."""
 
     kind = "gnocchi"
+    label = "a GNOCCHI model"
+    config_class = GnocchiConfig
+    format_version = FORMAT_VERSION
+    readable_formats = (1, FORMAT_VERSION)  # format 1: before latent space and guidance
 
     def __init__(self, config: GnocchiConfig | None = None, device: str = "auto"):
-        self.config = config or GnocchiConfig()
-        self.device = resolve_device(device)
-        self.net: GnocchiNet | None = None
+        super().__init__(config, device)
         self.preprocessing: Preprocessing | None = None
-        self.mixture: CodeMixture | None = None
         self.clip_x0: float | None = None
-        self.data_info: dict = {}
-        self.history: list[dict] = []
+        self.autoencoder: PoissonAutoencoder | None = None
 
     # ------------------------------------------------------------------ shape
     @property
@@ -145,34 +181,42 @@ class GnocchiModel(ModelFolder):
             progress: bool = True, on_epoch_end=None) -> "GnocchiModel":
         """Train on the 'train' trials (held-out conditions excluded), validate on 'valid'.
 
-        ``on_epoch_end``: called with each epoch's history record (e.g. to report progress)."""
+        In latent space the autoencoder is trained first (``out_dir/autoencoder``), then the
+        diffusion model on its latents. ``on_epoch_end``: called with each epoch's history record
+        of either stage (e.g. to report progress; ``ae_epochs + train.epochs`` calls at most)."""
         cfg = self.config
         out_dir = Path(out_dir)
-        train = data.subset(trials=data.heldin_conditions("train"))
-        valid = data.subset(trials=(data.trial_info["split"] == "valid").to_numpy()) \
-            if (data.trial_info["split"] == "valid").any() else None
-        if valid is None:
-            raise GnocchiError("the dataset has no 'valid' trials to validate on")
-        torch.manual_seed(cfg.train.seed)
+        train, valid = self._training_splits(data)
         self.preprocessing = Preprocessing(sigma_ms=cfg.sigma_ms, sqrt=cfg.sqrt).fit(train.spikes, data.bin_ms)
-        self.data_info = {"n_neurons": data.n_neurons, "n_bins": data.n_bins, "bin_ms": data.bin_ms,
-                          "t0_ms": data.t0_ms, "neuron_ids": data.neuron_ids.tolist(),
-                          "heldout_neurons": data.heldout_neurons.tolist(), "source": data.provenance.source}
+        record_run(out_dir, {"config": self._config_dict(), "data": self.data_info,
+                             "preprocessing": self.preprocessing.to_dict()}, resume)
+        if cfg.space == "latent":
+            self.autoencoder = self._fit_autoencoder(train, valid, out_dir / AUTOENCODER_DIR, resume, progress,
+                                                     on_epoch_end)
         x_train = self._to_model_space(train.spikes)
         x_valid = self._to_model_space(valid.spikes)
         self.clip_x0 = float(cfg.x0_clip_margin * x_train.abs().max())
-        self.net = GnocchiNet(cfg, data.n_neurons, data.n_bins)
+        self.net = GnocchiNet(cfg, x_train.shape[1], data.n_bins)
+        self._train_net([x_train], [x_valid], out_dir, resume, progress, on_epoch_end)
+        return self._finish_fit(train, out_dir)
 
-        record_run(out_dir, {"config": self._config_dict(), "data": self.data_info,
-                             "preprocessing": self.preprocessing.to_dict()}, resume)
-        trainer = Trainer(self.net, cfg.train, out_dir, self.device, progress=progress)
-        if resume:
+    def _fit_autoencoder(self, train: TrialData, valid: TrialData, out_dir: Path, resume: bool,
+                         progress: bool, on_epoch_end=None) -> PoissonAutoencoder:
+        """The Poisson autoencoder on the training counts, early-stopped on the valid trials."""
+        cfg = self.config
+        counts = [torch.from_numpy(d.spikes.astype(np.float32)).transpose(1, 2).contiguous() for d in (train, valid)]
+        autoencoder = PoissonAutoencoder(train.n_neurons, cfg.latent_dim, cfg.ae_channels,
+                                         coordinated_dropout=cfg.ae_coordinated_dropout, smoothness=cfg.ae_smoothness)
+        autoencoder.set_input_scaling(counts[0])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        trainer = Trainer(autoencoder, dataclasses.replace(cfg.train, epochs=cfg.ae_epochs), out_dir, self.device,
+                          progress=progress)
+        if resume and (out_dir / LAST).is_file():
             trainer.restore(out_dir / LAST)
-        self.history = trainer.fit([x_train], [x_valid], on_epoch_end=on_epoch_end)
-        self.net = trainer.best_module()
-        self.mixture = CodeMixture.fit(self.encode(train), cfg.prior_components, cfg.train.seed)
-        self.save(out_dir)
-        return self
+        trainer.fit([counts[0]], [counts[1]], on_epoch_end=on_epoch_end)
+        autoencoder = trainer.best_module()
+        autoencoder.set_latent_scaling(counts[0].to(self.device))
+        return autoencoder.eval()
 
     # ------------------------------------------------------------------ the interface
     @torch.no_grad()
@@ -186,34 +230,34 @@ class GnocchiModel(ModelFolder):
     @torch.no_grad()
     def generate(self, codes: np.ndarray, *, steps: int | None = None, noise: np.ndarray | None = None,
                  seed: int | None = None, spikes: bool = False, sampler: str = "ddim",
-                 eta: float = 0.0) -> Generated:
+                 eta: float = 0.0, guidance: float | None = None) -> Generated:
         """Trials for each code: rates (n, bins, neurons) in spikes/s, optionally Poisson spikes.
 
         ``noise`` (n, neurons, bins) or ``seed`` fixes the initial noise: with DDIM at η = 0 the
         sample is then a deterministic, smooth function of the code. ``sampler='ddpm'`` runs the
-        full ancestral chain (all diffusion steps; slow, for reference).
+        full ancestral chain (all diffusion steps; slow, for reference). ``guidance``: the
+        classifier-free guidance scale (default: the config's; only a model trained with
+        ``code_dropout`` > 0 has learned the unconditional denoiser it needs).
         """
         self._require_trained()
         codes = np.atleast_2d(np.asarray(codes, dtype=np.float32))
         if codes.shape[1] != self.config.code_dim:
             raise GnocchiError(f"codes must have {self.config.code_dim} dimensions, found shape {codes.shape}")
         n = len(codes)
+        channels = self.config.latent_dim if self.config.space == "latent" else self.n_neurons
         generator = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63))
-        shape = (n, self.n_neurons, self.n_bins)
+        shape = (n, channels, self.n_bins)
         if noise is None:
             noise_t = torch.randn(shape, generator=generator)
         else:
             noise_t = torch.as_tensor(np.asarray(noise, dtype=np.float32))
             if tuple(noise_t.shape) != shape:
-                raise GnocchiError(f"noise must have shape {shape} (trials, neurons, bins), found {tuple(noise_t.shape)}")
+                raise GnocchiError(f"noise must have shape {shape} (trials, {'latent channels' if channels != self.n_neurons else 'neurons'}, bins), "
+                                  f"found {tuple(noise_t.shape)}")
         self.net.eval()
         outputs = []
         for chunk_codes, chunk_noise in zip(torch.from_numpy(codes).split(BATCH), noise_t.split(BATCH)):
-            code = chunk_codes.to(self.device)
-
-            def denoise(x, step, code=code):
-                return self.net.denoiser(x, step, code)
-
+            denoise = self.net.guided(chunk_codes.to(self.device), self.config.guidance if guidance is None else guidance)
             start = chunk_noise.to(self.device)
             common = dict(prediction=self.config.prediction, clip_x0=self.clip_x0, generator=generator)
             if sampler == "ddim":
@@ -223,9 +267,8 @@ class GnocchiModel(ModelFolder):
                 x0 = ddpm_sample(denoise, self.net.schedule, start, **common)
             else:
                 raise ValueError(f"unknown sampler '{sampler}': choose 'ddim' or 'ddpm'")
-            outputs.append(x0.cpu())
-        x0 = torch.cat(outputs).transpose(1, 2).numpy()
-        rates = self.preprocessing.inverse_transform(x0).astype(np.float32)
+            outputs.append(self._to_rates(x0).cpu())
+        rates = torch.cat(outputs).transpose(1, 2).numpy().astype(np.float32)
         return Generated(rates=rates, codes=codes,
                          spikes=poisson_spikes(rates, self.bin_ms, seed) if spikes else None)
 
@@ -239,38 +282,48 @@ class GnocchiModel(ModelFolder):
         raise ValueError(f"unknown prior '{kind}': choose 'gaussian' or 'mixture'")
 
     # ------------------------------------------------------------------ persistence
-    def save(self, model_dir: str | os.PathLike) -> None:
-        """``config.json`` + ``model.pt`` (tensors only), each written atomically."""
-        self._require_trained()
-        model_dir = Path(model_dir)
-        with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
-            torch.save({"net": self.net.state_dict(), "mixture": self.mixture.to_tensors()}, tmp)
-        summary = {k: v for k, v in self.history[-1].items()} if self.history else {}
-        config = {"kind": self.kind, "format_version": FORMAT_VERSION, "config": self._config_dict(),
-                  "preprocessing": self.preprocessing.to_dict(), "data": self.data_info,
-                  "clip_x0": self.clip_x0, "epochs_trained": len(self.history), "last_epoch": summary}
-        with atomic_path(model_dir / CONFIG_FILE) as tmp:
-            tmp.write_text(json.dumps(config, indent=1))
+    def _extra_weights(self) -> dict:
+        return {"autoencoder": self.autoencoder.state_dict()} if self.autoencoder is not None else {}
+
+    def _extra_config(self) -> dict:
+        return {"preprocessing": self.preprocessing.to_dict(), "clip_x0": self.clip_x0}
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike, device: str = "auto") -> "GnocchiModel":
-        saved = read_config(model_dir)
-        if saved.get("kind") != cls.kind or saved.get("format_version") != FORMAT_VERSION:
-            raise GnocchiError(f"{model_dir}: not a GNOCCHI model of format {FORMAT_VERSION} "
-                               f"(kind {saved.get('kind')!r}, format {saved.get('format_version')!r})")
-        model = cls(GnocchiConfig.from_dict(saved["config"]), device=device)
-        model.preprocessing = Preprocessing.from_dict(saved["preprocessing"])
-        model.data_info = saved["data"]
-        model.clip_x0 = saved["clip_x0"]
-        model.net = GnocchiNet(model.config, model.n_neurons, model.n_bins).to(model.device)
-        weights = load_checkpoint(Path(model_dir) / WEIGHTS_FILE, model.device)
-        load_weights(model.net, weights["net"], Path(model_dir) / WEIGHTS_FILE)
-        model.mixture = CodeMixture.from_tensors(weights["mixture"])
-        model.net.eval()
-        return model
+    def _upgrade_config(cls, saved: dict) -> dict:
+        return {"space": "rates", "positional": 0, **saved["config"]} if saved["format_version"] == 1 \
+            else saved["config"]
+
+    def _build(self, saved: dict, weights: dict, path: Path) -> None:
+        cfg = self.config
+        if "preprocessing" not in saved or "clip_x0" not in saved:
+            raise GnocchiError(f"{path.parent / CONFIG_FILE}: fields 'preprocessing' and 'clip_x0' are required")
+        self.preprocessing = Preprocessing.from_dict(saved["preprocessing"])
+        self.clip_x0 = saved["clip_x0"]
+        if saved["format_version"] == 1:  # the null code of guidance did not exist yet
+            weights["net"]["denoiser.null_code"] = torch.zeros(cfg.cond_dim)
+        if cfg.space == "latent":
+            self.autoencoder = PoissonAutoencoder(self.n_neurons, cfg.latent_dim, cfg.ae_channels).to(self.device)
+            load_weights(self.autoencoder, weights.get("autoencoder", {}), path)
+            self.autoencoder.eval()
+        channels = cfg.latent_dim if cfg.space == "latent" else self.n_neurons
+        self.net = GnocchiNet(cfg, channels, self.n_bins).to(self.device)
+        load_weights(self.net, weights["net"], path)
 
     # ------------------------------------------------------------------ helpers
+    @torch.no_grad()
     def _to_model_space(self, counts: np.ndarray) -> torch.Tensor:
-        """Counts (n, bins, neurons) → float32 tensor (n, neurons, bins) the networks read."""
+        """Counts (n, bins, neurons) → what the diffusion generates, a float32 tensor (n, channels, bins)
+        on the CPU: the autoencoder's latents, or preprocessed rates."""
+        if self.config.space == "latent":
+            x = torch.from_numpy(np.asarray(counts, dtype=np.float32)).transpose(1, 2)
+            return torch.cat([self.autoencoder.encode(chunk.contiguous().to(self.device)).cpu() for chunk in x.split(BATCH)])
         return torch.from_numpy(self.preprocessing.transform(counts).astype(np.float32)).transpose(1, 2).contiguous()
+
+    @torch.no_grad()
+    def _to_rates(self, x0: torch.Tensor) -> torch.Tensor:
+        """Generated x0 (n, channels, bins) → rates in spikes/s (n, neurons, bins)."""
+        if self.config.space == "latent":
+            return self.autoencoder.log_counts(x0).exp() * (1000.0 / self.bin_ms)
+        rates = self.preprocessing.inverse_transform(x0.transpose(1, 2).cpu().numpy())
+        return torch.from_numpy(rates.astype(np.float32)).transpose(1, 2)
 

@@ -59,16 +59,32 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+def bin_positions(n_bins: int, channels: int, device=None) -> torch.Tensor:
+    """Sinusoidal features (channels, bins) of each bin's index, periods from 4 to 256 bins."""
+    periods = torch.logspace(math.log10(4), math.log10(256), channels // 2, device=device)
+    angles = 2 * math.pi * torch.arange(n_bins, device=device, dtype=torch.float32)[None] / periods[:, None]
+    return torch.cat([angles.sin(), angles.cos()])
+
+
 class Denoiser(nn.Module):
-    """ε-prediction over (batch, neurons, bins), conditioned on step and code."""
+    """Output (v or ε) over (batch, channels, bins), conditioned on step and code.
+
+    ``positional`` channels of sinusoidal bin-index features join the input: the code and step
+    condition every bin alike (FiLM), so without them the network would have only the padding at
+    the trial's edges to tell *when* it is, and at high noise, where the input holds nothing, could
+    not turn a code into a time-varying trial.
+    """
 
     def __init__(self, n_neurons: int, code_dim: int, channels: int = 64, cond_dim: int = 128,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, positional: int = 0):
         super().__init__()
         c = channels
+        self.positional = positional
         self.step_embed = StepEmbedding(cond_dim)
         self.code_embed = nn.Sequential(nn.Linear(code_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
-        self.inp = nn.Conv1d(n_neurons, c, 3, padding=1)
+        # the "no code" embedding that classifier-free guidance trains and samples against
+        self.null_code = nn.Parameter(torch.zeros(cond_dim))
+        self.inp = nn.Conv1d(n_neurons + positional, c, 3, padding=1)
         self.down1 = ResBlock(c, c, cond_dim, dropout)
         self.downsample = nn.Conv1d(c, c, 3, stride=2, padding=1)
         self.down2 = ResBlock(c, 2 * c, cond_dim, dropout)
@@ -90,9 +106,17 @@ class Denoiser(nn.Module):
         nn.init.zeros_(self.neuron_gain.weight)
         nn.init.zeros_(self.neuron_gain.bias)
 
-    def forward(self, x: torch.Tensor, step: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        cond = F.silu(self.step_embed(step) + self.code_embed(code))
-        h1 = self.down1(self.inp(x), cond)
+    def forward(self, x: torch.Tensor, step: torch.Tensor, code: torch.Tensor,
+                drop: torch.Tensor | None = None) -> torch.Tensor:
+        """``drop`` (batch,) bool: use the null code instead of ``code`` for those trials."""
+        code_embedding = self.code_embed(code)
+        if drop is not None:
+            code_embedding = torch.where(drop[:, None], self.null_code.expand_as(code_embedding), code_embedding)
+        cond = F.silu(self.step_embed(step) + code_embedding)
+        inp = x
+        if self.positional:
+            inp = torch.cat([x, bin_positions(x.shape[-1], self.positional, x.device).expand(len(x), -1, -1)], dim=1)
+        h1 = self.down1(self.inp(inp), cond)
         h2 = self.mid(self.down2(self.downsample(h1), cond), cond)
         up = F.interpolate(h2, size=h1.shape[-1], mode="nearest")
         h = self.up(torch.cat([up, h1], dim=1), cond)

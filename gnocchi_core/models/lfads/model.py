@@ -36,7 +36,6 @@ drove the generator; validation scores the posterior means (no sampling noise), 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -46,12 +45,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ...atomic import atomic_path
 from ...data.trialdata import TrialData
 from ...errors import GnocchiError
-from ..base import CONFIG_FILE, Generated, ModelFolder, WEIGHTS_FILE, poisson_spikes, read_config, trial_counts
-from ..priors import CodeMixture
-from ..training import LAST, Trainer, TrainConfig, record_run, load_checkpoint, load_weights, resolve_device
+from ..base import Generated, ModelFolder, poisson_spikes, trial_counts
+from ..training import TrainConfig, record_run, load_weights
 from .modules import Decoder, Encoder, FanInLinear
 from .priors import AutoregressivePrior, GaussianICPrior
 
@@ -281,16 +278,12 @@ class LfadsModel(ModelFolder):
     """Fit on a TrialData, then `encode` trials to IC codes and `generate` trials from codes."""
 
     kind = "lfads"
+    label = "an LFADS model"
+    config_class = LfadsConfig
+    format_version = FORMAT_VERSION
+    readable_formats = (FORMAT_VERSION,)
     #: rates are a deterministic function of the code (the IC); a single draw samples the IC posterior
     deterministic_generate = True
-
-    def __init__(self, config: LfadsConfig | None = None, device: str = "auto"):
-        self.config = config or LfadsConfig()
-        self.device = resolve_device(device)
-        self.net: LfadsNet | None = None
-        self.mixture: CodeMixture | None = None
-        self.data_info: dict = {}
-        self.history: list[dict] = []
 
     # ------------------------------------------------------------------ shape
     @property
@@ -304,29 +297,12 @@ class LfadsModel(ModelFolder):
 
         Encoders read the held-in neurons only; the readout reconstructs all of them.
         """
-        cfg = self.config
         out_dir = Path(out_dir)
-        info = data.trial_info
-        train = data.subset(trials=data.heldin_conditions("train"))
-        if not (info["split"] == "valid").any():
-            raise GnocchiError("the dataset has no 'valid' trials to validate on")
-        if train.n_trials == 0:
-            raise GnocchiError("the dataset has no 'train' trials to train on")
-        valid = data.subset(trials=(info["split"] == "valid").to_numpy())
-        torch.manual_seed(cfg.train.seed)
-        self.data_info = {"n_neurons": data.n_neurons, "n_bins": data.n_bins, "bin_ms": data.bin_ms,
-                          "t0_ms": data.t0_ms, "neuron_ids": data.neuron_ids.tolist(),
-                          "heldout_neurons": data.heldout_neurons.tolist(), "source": data.provenance.source}
-        self.net = LfadsNet(cfg, data.n_neurons, data.n_bins, data.heldout_neurons)
+        train, valid = self._training_splits(data)
+        self.net = LfadsNet(self.config, data.n_neurons, data.n_bins, data.heldout_neurons)
         record_run(out_dir, {"kind": self.kind, "config": self._config_dict(), "data": self.data_info}, resume)
-        trainer = Trainer(self.net, cfg.train, out_dir, self.device, progress=progress)
-        if resume:
-            trainer.restore(out_dir / LAST)
-        self.history = trainer.fit([_counts(train.spikes)], [_counts(valid.spikes)], on_epoch_end=on_epoch_end)
-        self.net = trainer.best_module()
-        self.mixture = CodeMixture.fit(self.encode(train), cfg.prior_components, cfg.train.seed)
-        self.save(out_dir)
-        return self
+        self._train_net([_counts(train.spikes)], [_counts(valid.spikes)], out_dir, resume, progress, on_epoch_end)
+        return self._finish_fit(train, out_dir)
 
     # ------------------------------------------------------------------ the interface
     @torch.no_grad()
@@ -425,33 +401,9 @@ class LfadsModel(ModelFolder):
         return self.infer(trials, samples=samples, seed=seed)["output_params"] * (1000.0 / self.bin_ms)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, model_dir: str | os.PathLike) -> None:
-        """``config.json`` + ``model.pt`` (tensors only), each written atomically."""
-        self._require_trained()
-        model_dir = Path(model_dir)
-        with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
-            torch.save({"net": self.net.state_dict(), "mixture": self.mixture.to_tensors()}, tmp)
-        summary = dict(self.history[-1]) if self.history else {}
-        config = {"kind": self.kind, "format_version": FORMAT_VERSION, "config": self._config_dict(),
-                  "data": self.data_info, "epochs_trained": len(self.history), "last_epoch": summary}
-        with atomic_path(model_dir / CONFIG_FILE) as tmp:
-            tmp.write_text(json.dumps(config, indent=1))
-
-    @classmethod
-    def load(cls, model_dir: str | os.PathLike, device: str = "auto") -> "LfadsModel":
-        saved = read_config(model_dir)
-        if saved.get("kind") != cls.kind or saved.get("format_version") != FORMAT_VERSION:
-            raise GnocchiError(f"{model_dir}: not an LFADS model of format {FORMAT_VERSION} "
-                               f"(kind {saved.get('kind')!r}, format {saved.get('format_version')!r})")
-        model = cls(LfadsConfig.from_dict(saved["config"]), device=device)
-        model.data_info = saved["data"]
-        model.net = LfadsNet(model.config, model.n_neurons, model.n_bins,
-                             model.data_info["heldout_neurons"]).to(model.device)
-        weights = load_checkpoint(Path(model_dir) / WEIGHTS_FILE, model.device)
-        load_weights(model.net, weights["net"], Path(model_dir) / WEIGHTS_FILE)
-        model.mixture = CodeMixture.from_tensors(weights["mixture"])
-        model.net.eval()
-        return model
+    def _build(self, saved: dict, weights: dict, path: Path) -> None:
+        self.net = LfadsNet(self.config, self.n_neurons, self.n_bins, self.data_info["heldout_neurons"]).to(self.device)
+        load_weights(self.net, weights["net"], path)
 
     # ------------------------------------------------------------------ helpers
 
