@@ -30,7 +30,8 @@ COLUMNS = [("nav x", "nav_slope_target_x"), ("nav y", "nav_slope_target_y"),
            ("leak x", "leakage_target_x"), ("leak y", "leakage_target_y"),
            ("end cm", "decoded_target_error_cm"), ("R²", "r2_generated"), ("R² 1", "r2_generated_single"),
            ("SNR x", "code_snr_target_x"), ("SNR y", "code_snr_target_y"),
-           ("held-out", "heldout_target_error_frac_grid"), ("train s", "train_seconds")]
+           ("held-out", "heldout_target_error_frac_grid"), ("AE R²", "r2_autoencoder"),
+           ("AE end cm", "decoded_target_error_cm_autoencoder"), ("train s", "train_seconds")]
 
 
 def tuning_dataset(out: Path) -> Path:
@@ -55,7 +56,7 @@ def run(name: str, overrides: dict, seeds: list[int], guidances: list[float], ou
     threadpool_limits(threads)
     import gnocchi_core
     from gnocchi_core.analysis.decoding import BehaviourDecoder
-    from gnocchi_core.analysis.evaluation import evaluate_model
+    from gnocchi_core.analysis.evaluation import decoded_reach, evaluate_model
     from gnocchi_core.analysis.metrics import condition_average, mean_r2
     from gnocchi_core.models.gnocchi import GnocchiConfig, GnocchiModel
 
@@ -88,6 +89,9 @@ def run(name: str, overrides: dict, seeds: list[int], guidances: list[float], ou
             conditions = data.trial_info["condition_id"].to_numpy()[test]
             extra["r2_autoencoder"] = mean_r2(condition_average(data.rates[test], conditions)[0],
                                               condition_average(rates, conditions)[0])
+            ends = decoded_reach(decoder, rates, data)[1][:, 2:]  # the endpoint error the autoencoder alone allows
+            targets = data.trial_info[["target_x", "target_y"]].to_numpy()[test]
+            extra["decoded_target_error_cm_autoencoder"] = float(np.linalg.norm(ends - targets, axis=1).mean())
         for guidance in guidances:
             model.config.guidance = guidance
             evaluation = evaluate_model(name, model, data, decoder, samples=samples, seed=0)
@@ -146,7 +150,8 @@ def table(out: Path) -> str:
         for _, key in COLUMNS:
             values = [m["train_seconds"] if key == "train_seconds" else m["metrics"].get(key) for m in latest.values()]
             values = [v for v in values if v is not None]
-            cells.append(f"{np.mean(values):.3g}" if values else "n/a")
+            fmt = "{:.0f}" if key == "train_seconds" else "{:.3g}"
+            cells.append(fmt.format(np.mean(values)) if values else "n/a")
         lines.append(f"| {name} | {guidance:g} | {len(latest)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
