@@ -72,6 +72,22 @@ def test_target_x_slider_moves_gnocchis_decoded_endpoint_in_the_commanded_direct
     np.testing.assert_array_equal(again.samples, after.samples)
 
 
+def test_guidance_setting_changes_gnocchis_samples_and_leaves_lfads_alone(workspace):
+    state = NavigationState(workspace, samples=2, steps=5)
+    state.regenerate()
+    plain = {name: g.samples for name, g in state.generations.items()}
+    state.guidance = 3.0
+    state.regenerate()
+    assert not np.allclose(state.generations["gnocchi"].samples, plain["gnocchi"])
+    np.testing.assert_array_equal(state.generations["lfads"].samples, plain["lfads"])
+    assert state._baseline_keys["gnocchi"][-1] == 3.0  # the reference is regenerated at the new scale too
+    # the model's own default scale (1) is what an empty setting gives
+    np.testing.assert_array_equal(generate_for(workspace, workspace.models["gnocchi"], state.reference, {},
+                                               steps=5, samples=2, seed=0, guidance=1.0).samples,
+                                  generate_for(workspace, workspace.models["gnocchi"], state.reference, {},
+                                               steps=5, samples=2, seed=0).samples)
+
+
 def test_lock_drives_both_models_and_unlocked_only_the_chosen_one(workspace):
     state = NavigationState(workspace)
     state.set_offset("target_y", 2.0)
