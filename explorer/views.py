@@ -15,7 +15,7 @@ import numpy as np
 import panel as pn
 
 from .state import AXES, NavigationState
-from .workspace import ModelView, guides
+from .workspace import ModelView, guidance_for
 
 PLOT = {"width": 380, "height": 300, "toolbar": None, "default_tools": []}
 VARIABLE_LABELS = {"start_x": "start x (cm)", "start_y": "start y (cm)", "target_x": "target x (cm)",
@@ -264,7 +264,7 @@ class Controls(pn.viewable.Viewer):
         view = ws.models[name]
         code = state.codes()[name]
         trials = generated_trials(view.model, np.repeat(code[None], state.samples, axis=0), seed=state.seed,
-                                  steps=state.steps, guidance=state.guidance if guides(view.model) else None,
+                                  steps=state.steps, guidance=guidance_for(view.model, state.guidance),
                                   decoder=ws.decoder, source=str(ws.data.provenance.source))
         self.download.filename = f"generated_{name}_trial{state.reference}.h5"
         with tempfile.TemporaryDirectory() as tmp:

@@ -204,9 +204,11 @@ def navigate_code(view: ModelView, reference: int, offsets: dict[str, float]) ->
     return code
 
 
-def guides(model) -> bool:
-    """Whether the model samples with classifier-free guidance (a GNOCCHI model trained with code dropout)."""
-    return getattr(getattr(model, "config", None), "code_dropout", 0.0) > 0
+def guidance_for(model, guidance: float | None) -> float | None:
+    """The guidance scale the explorer's setting gives ``model``: the setting for a GNOCCHI model
+    trained with code dropout (the only kind with an unconditional model to guide against), else
+    None (the model's default)."""
+    return guidance if getattr(getattr(model, "config", None), "code_dropout", 0.0) > 0 else None
 
 
 def generate_for(workspace: Workspace, view: ModelView, reference: int, offsets: dict[str, float], *,
@@ -217,8 +219,8 @@ def generate_for(workspace: Workspace, view: ModelView, reference: int, offsets:
     start = time.perf_counter()
     code = navigate_code(view, reference, offsets)
     codes = np.repeat(code[None].astype(np.float32), samples, axis=0)
-    options = {"guidance": guidance} if guidance is not None and guides(view.model) else {}
-    rates = view.model.generate(codes, seed=seed, steps=steps, **options).rates  # LFADS has no sampler: ignores steps
+    rates = view.model.generate(codes, seed=seed, steps=steps,  # LFADS has no sampler: ignores both
+                                guidance=guidance_for(view.model, guidance)).rates
     paths = workspace.decoder.position(workspace.decoder.predict(rates))
     decoded = reach_variables(paths, workspace.data.bin_centers_ms).mean(axis=0)
     info = workspace.data.trial_info.iloc[reference]

@@ -115,6 +115,7 @@ def train_job(job: Job, queue=None) -> tuple[str, float]:
     from threadpoolctl import threadpool_limits
 
     from .data.trialdata import load_dataset
+    from .models.training import has_checkpoint
 
     torch.set_num_threads(job.threads)
     threadpool_limits(job.threads)  # numpy / scikit-learn too: parallel jobs must not oversubscribe the cores
@@ -122,7 +123,7 @@ def train_job(job: Job, queue=None) -> tuple[str, float]:
     work = final.parent / f".{final.name}.checkpoints"
     model_class = model_classes(job.kind)[0]
     data = load_dataset(job.data_path)
-    resume = (work / "last.pt").is_file() or any(work.glob("*/last.pt"))  # GNOCCHI's autoencoder stage too
+    resume = has_checkpoint(work)
     tick = None if queue is None else (lambda record: queue.put((job.label, f"epoch {int(record['epoch']) + 1}")))
     start = time.perf_counter()
     model = model_class(job_config(job), device=job.device).fit(

@@ -111,7 +111,7 @@ def generated_trials(model, codes: np.ndarray, *, seed: int = 0, steps: int | No
     """Generated trials as a dataset: Poisson spikes, the rates they were drawn from as ground truth,
     decoded hand kinematics as behaviour, and the codes as 'latents' (constant over bins).
     ``steps``, ``guidance``: GNOCCHI's DDIM steps and guidance scale (default the model's)."""
-    out = model.generate(codes, seed=seed, steps=steps, **({"guidance": guidance} if guidance is not None else {}))
+    out = model.generate(codes, seed=seed, steps=steps, guidance=guidance)
     spikes = poisson_spikes(out.rates, model.bin_ms, seed)
     behavior, units = {}, {}
     if decoder is not None:

@@ -27,7 +27,7 @@ from ..atomic import atomic_path
 from ..data.trialdata import TrialData
 from ..errors import GnocchiError
 from .priors import CodeMixture
-from .training import LAST, Trainer, load_checkpoint, resolve_device
+from .training import LAST, Trainer, TrainConfig, load_checkpoint, resolve_device
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
 
@@ -101,14 +101,21 @@ class ModelFolder:
                           "heldout_neurons": data.heldout_neurons.tolist(), "source": data.provenance.source}
         return train, data.subset(trials=(split == "valid").to_numpy())
 
-    def _train_net(self, train: list, valid: list, out_dir: Path, resume: bool, progress: bool,
-                   on_epoch_end=None) -> None:
-        """Train ``self.net`` (resuming from ``out_dir/last.pt`` when asked), keep its best EMA weights."""
-        trainer = Trainer(self.net, self.config.train, out_dir, self.device, progress=progress)
+    def _train(self, module, config: TrainConfig, train: list, valid: list, out_dir: Path, resume: bool,
+               progress: bool, on_epoch_end=None):
+        """(module with its best EMA weights, history): ``module`` trained into ``out_dir``, continuing
+        from ``out_dir/last.pt`` when resuming and it exists."""
+        trainer = Trainer(module, config, out_dir, self.device, progress=progress)
         if resume and (out_dir / LAST).is_file():
             trainer.restore(out_dir / LAST)
-        self.history = trainer.fit(train, valid, on_epoch_end=on_epoch_end)
-        self.net = trainer.best_module()
+        history = trainer.fit(train, valid, on_epoch_end=on_epoch_end)
+        return trainer.best_module(), history
+
+    def _train_net(self, train: list, valid: list, out_dir: Path, resume: bool, progress: bool,
+                   on_epoch_end=None) -> None:
+        """Train ``self.net`` with the config's settings; keep its best EMA weights and history."""
+        self.net, self.history = self._train(self.net, self.config.train, train, valid, out_dir, resume, progress,
+                                             on_epoch_end)
 
     def _finish_fit(self, train: TrialData, out_dir: Path):
         """Fit the code mixture prior on the training codes and save the model folder."""
@@ -174,7 +181,7 @@ class GenerativeModel(Protocol):
     def encode(self, trials: TrialData | np.ndarray) -> np.ndarray: ...
 
     def generate(self, codes: np.ndarray, *, steps: int | None = None, noise: np.ndarray | None = None,
-                 seed: int | None = None, spikes: bool = False) -> Generated: ...
+                 seed: int | None = None, spikes: bool = False, guidance: float | None = None) -> Generated: ...
 
     def sample_prior(self, n: int, *, seed: int | None = None, kind: str = "gaussian") -> np.ndarray: ...
 

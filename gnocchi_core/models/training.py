@@ -92,6 +92,13 @@ def load_weights(module: nn.Module, weights: dict, source: str | os.PathLike) ->
         raise GnocchiError(f"{source}: weights do not match the model's config ({detail})") from None
 
 
+def has_checkpoint(out_dir: str | os.PathLike) -> bool:
+    """Whether a training folder holds a ``last.pt`` to resume from: its own, or a stage's in a
+    sub-folder (GNOCCHI's autoencoder trains first, in ``autoencoder/``)."""
+    out_dir = Path(out_dir)
+    return (out_dir / LAST).is_file() or any(out_dir.glob(f"*/{LAST}"))
+
+
 def record_run(out_dir: str | os.PathLike, run: dict, resume: bool) -> None:
     """Write what is being trained to ``out_dir/run.json``; on resume, require it to match exactly.
 
@@ -105,7 +112,7 @@ def record_run(out_dir: str | os.PathLike, run: dict, resume: bool) -> None:
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(run, indent=1))
         return
-    if not (out_dir / LAST).is_file() and not any(out_dir.glob(f"*/{LAST}")):
+    if not has_checkpoint(out_dir):
         raise GnocchiError(f"{out_dir}: nothing to resume (no {LAST})")
     previous = json.loads(path.read_text()) if path.is_file() else {}
     differences = _differences(previous, run)

@@ -56,7 +56,7 @@ from ...data.preprocessing import Preprocessing
 from ...data.trialdata import TrialData
 from ...errors import GnocchiError
 from ..base import CONFIG_FILE, Generated, ModelFolder, poisson_spikes, trial_counts
-from ..training import LAST, Trainer, TrainConfig, record_run, load_weights
+from ..training import TrainConfig, record_run, load_weights
 from .diffusion import NoiseSchedule, ddim_sample, ddpm_sample
 from .autoencoder import PoissonAutoencoder
 from .losses import mmd
@@ -196,7 +196,7 @@ class GnocchiModel(ModelFolder):
         x_train = self._to_model_space(train.spikes)
         x_valid = self._to_model_space(valid.spikes)
         self.clip_x0 = float(cfg.x0_clip_margin * x_train.abs().max())
-        self.net = GnocchiNet(cfg, x_train.shape[1], data.n_bins)
+        self.net = GnocchiNet(cfg, self._channels, data.n_bins)
         self._train_net([x_train], [x_valid], out_dir, resume, progress, on_epoch_end)
         return self._finish_fit(train, out_dir)
 
@@ -209,12 +209,8 @@ class GnocchiModel(ModelFolder):
                                          coordinated_dropout=cfg.ae_coordinated_dropout, smoothness=cfg.ae_smoothness)
         autoencoder.set_input_scaling(counts[0])
         out_dir.mkdir(parents=True, exist_ok=True)
-        trainer = Trainer(autoencoder, dataclasses.replace(cfg.train, epochs=cfg.ae_epochs), out_dir, self.device,
-                          progress=progress)
-        if resume and (out_dir / LAST).is_file():
-            trainer.restore(out_dir / LAST)
-        trainer.fit([counts[0]], [counts[1]], on_epoch_end=on_epoch_end)
-        autoencoder = trainer.best_module()
+        autoencoder, _ = self._train(autoencoder, dataclasses.replace(cfg.train, epochs=cfg.ae_epochs), [counts[0]],
+                                     [counts[1]], out_dir, resume, progress, on_epoch_end)
         autoencoder.set_latent_scaling(counts[0].to(self.device))
         return autoencoder.eval()
 
@@ -244,7 +240,7 @@ class GnocchiModel(ModelFolder):
         if codes.shape[1] != self.config.code_dim:
             raise GnocchiError(f"codes must have {self.config.code_dim} dimensions, found shape {codes.shape}")
         n = len(codes)
-        channels = self.config.latent_dim if self.config.space == "latent" else self.n_neurons
+        channels = self._channels
         generator = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63))
         shape = (n, channels, self.n_bins)
         if noise is None:
@@ -305,11 +301,15 @@ class GnocchiModel(ModelFolder):
             self.autoencoder = PoissonAutoencoder(self.n_neurons, cfg.latent_dim, cfg.ae_channels).to(self.device)
             load_weights(self.autoencoder, weights.get("autoencoder", {}), path)
             self.autoencoder.eval()
-        channels = cfg.latent_dim if cfg.space == "latent" else self.n_neurons
-        self.net = GnocchiNet(cfg, channels, self.n_bins).to(self.device)
+        self.net = GnocchiNet(cfg, self._channels, self.n_bins).to(self.device)
         load_weights(self.net, weights["net"], path)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def _channels(self) -> int:
+        """Channels of what the diffusion generates: latent channels or neurons."""
+        return self.config.latent_dim if self.config.space == "latent" else self.n_neurons
+
     @torch.no_grad()
     def _to_model_space(self, counts: np.ndarray) -> torch.Tensor:
         """Counts (n, bins, neurons) → what the diffusion generates, a float32 tensor (n, channels, bins)

@@ -326,14 +326,15 @@ class LfadsModel(ModelFolder):
 
     @torch.no_grad()
     def generate(self, codes: np.ndarray, *, steps: int | None = None, noise: np.ndarray | None = None,
-                 seed: int | None = None, spikes: bool = False, n_bins: int | None = None) -> Generated:
+                 seed: int | None = None, spikes: bool = False, n_bins: int | None = None,
+                 guidance: float | None = None) -> Generated:
         """Trials from initial conditions: rates (n, bins, neurons) in spikes/s, optionally Poisson spikes.
 
         The generator runs from each IC alone. With a controller, its inferred inputs are set to
         their prior mean (zero at every bin), or to ``noise`` (n, bins, co_dim) when given — e.g.
         draws from the AR(1) prior or a real trial's inferred inputs. Rates are then a deterministic
-        function of the code; ``seed`` only draws the spikes. ``steps`` (sampler steps, in the shared
-        interface) does not apply: LFADS has no sampler. ``n_bins`` is the number of bins to unroll
+        function of the code; ``seed`` only draws the spikes. ``steps`` and ``guidance`` (sampler
+        settings, in the shared interface) do not apply: LFADS has no sampler. ``n_bins`` is the number of bins to unroll
         (default: the trials' length; more extrapolates the dynamics).
         """
         self._require_trained()
