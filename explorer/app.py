@@ -1,40 +1,44 @@
 """GNOCCHI Explorer: `panel serve explorer/app.py [--args --models DIR --data FILE]`.
 
 Opens on the shipped MotorNet dataset and default models (assets/). The dataset and models are
-loaded once per server (`pn.cache`); each browser session gets its own navigation state.
+loaded once per server (`pn.cache`, at most `WORKSPACES_KEPT` of them); each browser session gets
+its own navigation state. Nothing slow runs on the event loop that all sessions share: loading a
+workspace (session start, picker changes) runs in a loader thread, generation and downloads in the
+generation thread (`state.GENERATION_POOL`), and the page shows a spinner meanwhile.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import itertools
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import holoviews as hv
 import panel as pn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `panel serve explorer/app.py` from a clone
 
 from explorer.state import NavigationState  # noqa: E402
 from explorer.views import Activity, CodeSpace, Controls, Reaches, Readout, ReferenceActivity  # noqa: E402
-from explorer.workspace import ExplorerConfig, compatible_models, dataset_choices, load_workspace  # noqa: E402
+from explorer.workspace import (ExplorerConfig, Workspace, compatible_models, dataset_choices,  # noqa: E402
+                                load_workspace)
 from gnocchi_core.errors import GnocchiError  # noqa: E402
 
-hv.extension("bokeh", logo=False)
 pn.extension(sizing_mode="fixed", notifications=False)
 
+WORKSPACES_KEPT = 2  # (dataset, models) combinations held in memory per server; the oldest is dropped
+LOAD_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-load")  # one load at a time
 
-@pn.cache
-def shared_workspace(models_dir: str, data_path: str, names: tuple[str, ...] | None = None):
+
+@pn.cache(max_items=WORKSPACES_KEPT, policy="LRU")
+def shared_workspace(models_dir: str, data_path: str, names: tuple[str, ...] | None = None) -> Workspace:
     return load_workspace(models_dir, data_path, names=names)
 
-@contextlib.contextmanager
-def one_update():
-    """Apply a generation's plot updates as one: one websocket message (`pn.io.hold`) and one
-    recomputation of the Bokeh document's model graph (its `freeze`) instead of one per plot."""
-    doc = pn.state.curdoc
-    with pn.io.hold(), (doc.models.freeze() if doc is not None else contextlib.nullcontext()):
-        yield
+
+def serving() -> bool:
+    """Whether this runs in a server session (else: a script or test, where everything runs at once)."""
+    return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
 
 
 class ExplorerApp(pn.viewable.Viewer):
@@ -48,46 +52,108 @@ class ExplorerApp(pn.viewable.Viewer):
         self.dataset = pn.widgets.Select(label="dataset", options={p.name: p for p in datasets},
                                          value=datasets[0], width=260)
         self.models = pn.widgets.MultiChoice(label="models", width=260)
-        self.busy = pn.indicators.LoadingSpinner(value=False, size=24)
+        self.busy = pn.indicators.LoadingSpinner(value=True, size=24)
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, width=900)
-        self.body = pn.Row()
-        self._offer_models()
-        self.dataset.param.watch(lambda event: self._offer_models(), "value")
-        self.models.param.watch(lambda event: self._open(), "value")
-        self._open()
+        self.body = pn.Row(pn.pane.Markdown("Loading the dataset and models…"))
+        self.state: NavigationState | None = None
+        self._opening = itertools.count(1)
+        self._latest = 0
+        self._picking = False
+        self._offer(compatible_models(self.config.models_dir, self.dataset.value))
+        self.dataset.param.watch(self._picked_dataset, "value")
+        self.models.param.watch(self._picked_models, "value")
         header = pn.Row(pn.pane.Markdown(
             "# GNOCCHI Explorer  \nDrag a slider and release to generate; click a code to make its trial the "
             f"reference. Models from `{self.config.models_dir}`.", width=700), self.dataset, self.models, self.busy)
         self._layout = pn.Column(header, self.message, self.body)
+        if serving():
+            pn.state.onload(self.open)
+        else:
+            self.open_now()
 
-    def _offer_models(self) -> None:
-        names = compatible_models(self.config.models_dir, self.dataset.value)
-        self.models.param.update(options=names, value=names)
+    def _picked_dataset(self, event=None) -> None:
+        if serving():
+            pn.state.execute(self.open_dataset)
+        else:
+            self._offer(compatible_models(self.config.models_dir, self.dataset.value))
+            self.open_now()
 
-    def _open(self) -> None:
-        """Build the views for the picked dataset and models (the workspace itself is cached per server)."""
-        try:
-            if not self.models.value:
-                raise GnocchiError(f"no trained model in {self.config.models_dir} matches {self.dataset.value.name}")
-            workspace = shared_workspace(str(self.config.models_dir), str(self.dataset.value),
-                                         tuple(sorted(self.models.value)))
-        except GnocchiError as err:
-            self.message.param.update(object=str(err), visible=True)
+    def _picked_models(self, event=None) -> None:
+        if self._picking:
             return
-        self.message.visible = False
-        self.state = NavigationState(workspace)
-        self.state.batch = one_update
-        self.state.regenerate()
-        self.state.param.watch(lambda event: setattr(self.busy, "value", event.new), "busy")
-        columns = [pn.Column(f"## {name.upper()}", CodeSpace(self.state, view), Activity(self.state, name),
-                             Reaches(self.state, name), Readout(self.state, name))
+        if serving():
+            pn.state.execute(self.open)
+        else:
+            self.open_now()
+
+    def _offer(self, names: list[str]) -> None:
+        """Offer ``names`` and pick them all, without reopening (the caller opens once)."""
+        self._picking = True
+        try:
+            self.models.param.update(options=names, value=names)
+        finally:
+            self._picking = False
+
+    # ------------------------------------------------------------------ opening a workspace
+    def _load(self) -> Workspace:
+        if not self.models.value:
+            raise GnocchiError(f"no trained model in {self.config.models_dir} matches {self.dataset.value.name}")
+        return shared_workspace(str(self.config.models_dir), str(self.dataset.value), tuple(sorted(self.models.value)))
+
+    def _build(self, workspace: Workspace, state: NavigationState) -> None:
+        """The views for ``state`` (it holds its first generation), shown in place of the old ones."""
+        columns = [pn.Column(f"## {name.upper()}", CodeSpace(state, view), Activity(state, name),
+                             Reaches(state, name), Readout(state, name))
                    for name, view in workspace.models.items()]
-        self.body.objects = [Controls(self.state), *columns, pn.Column(
+        self.state = state
+        self.body.objects = [Controls(state), *columns, pn.Column(
             pn.pane.Markdown(f"{workspace.data.n_trials} trials × {workspace.data.n_neurons} neurons"),
-            ReferenceActivity(self.state))]
+            ReferenceActivity(state))]
+        state.param.watch(lambda event: setattr(self.busy, "value", event.new), "busy")
+
+    def _failed(self, err: GnocchiError) -> None:
+        self.message.param.update(object=str(err), visible=True)
+        self.busy.value = False
+
+    def open_now(self) -> None:
+        """Open the picked workspace synchronously (outside a server)."""
+        try:
+            workspace = self._load()
+        except GnocchiError as err:
+            return self._failed(err)
+        state = NavigationState(workspace)
+        state.regenerate()
+        self.message.visible, self.busy.value = False, False
+        self._build(workspace, state)
+
+    async def open(self) -> None:
+        """Load (or fetch from the cache) and generate off the event loop, then swap the views in.
+        A newer pick made meanwhile wins: this one's result is dropped."""
+        request = self._latest = next(self._opening)
+        self.busy.value = True
+        loop = asyncio.get_running_loop()
+        try:
+            workspace = await loop.run_in_executor(LOAD_POOL, self._load)
+        except GnocchiError as err:
+            return self._failed(err) if request == self._latest else None
+        state = NavigationState(workspace)
+        state.batch = pn.io.hold  # one websocket message (one redraw) per generation
+        await state.regenerate_async()
+        if request != self._latest:
+            return
+        self.message.visible, self.busy.value = False, False
+        self._build(workspace, state)
+
+    async def open_dataset(self) -> None:
+        """A dataset was picked: offer the models trained on data of its shape (read off the loop), open them."""
+        loop = asyncio.get_running_loop()
+        names = await loop.run_in_executor(LOAD_POOL, compatible_models, self.config.models_dir, self.dataset.value)
+        self._offer(names)
+        await self.open()
 
     def __panel__(self):
         return self._layout
+
 
 if __name__.startswith("bokeh"):  # run by `panel serve`
     ExplorerApp().servable(title="GNOCCHI Explorer")

@@ -2,8 +2,11 @@
 
 `NavigationState` is a `param.Parameterized` with no Panel in it, so it is tested without a
 browser. Views watch its `generations` / `reference` parameters and redraw in place.
-Generation runs off the event loop (a worker thread); a request that finishes after a newer one
-was made is dropped, so dragging quickly never shows stale samples.
+
+Generation runs off the event loop, in one worker thread shared by every session of the server:
+one model at a time uses the CPU cores (no oversubscription when many sessions release a slider
+at once), and a request that finishes after a newer one from the same session was made is
+dropped, so dragging quickly never shows stale samples.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import param
@@ -21,6 +25,7 @@ from .workspace import COLOUR_VARIABLES, Generation, Workspace, generate_for, na
 
 PC_AXES = ("pc1", "pc2")
 AXES = VARIABLES + PC_AXES  # every slider
+GENERATION_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-generate")
 
 
 class NavigationState(param.Parameterized):
@@ -30,12 +35,13 @@ class NavigationState(param.Parameterized):
     pc_y = param.Selector(default="PC2", objects=["PC1", "PC2", "PC3", "PC4"])
     lock = param.Boolean(default=True, doc="one set of sliders drives every model")
     drive = param.Selector(default=None, objects=[], doc="the model the sliders drive when unlocked")
-    steps = param.Integer(default=10, bounds=(2, 200), doc="DDIM steps (GNOCCHI)")
+    steps = param.Integer(default=None, bounds=(1, 200), allow_None=True,
+                          doc="DDIM steps for GNOCCHI (empty: each model's default)")
     samples = param.Integer(default=4, bounds=(1, 32), doc="trials generated per model")
     guidance = param.Number(default=None, bounds=(0.0, 10.0), allow_None=True,
                             doc="classifier-free guidance scale for GNOCCHI models trained with code dropout "
                                 "(empty: each model's default)")
-    seed = param.Integer(default=0, bounds=(0, None), doc="initial noise; held fixed while navigating")
+    seed = param.Integer(default=0, bounds=(0, 2**32 - 1), doc="initial noise; held fixed while navigating")
     show_spikes = param.Boolean(default=False, doc="raster of Poisson spikes instead of rates")
     generations = param.Dict(default={}, doc="model name → latest Generation")
     busy = param.Boolean(default=False)
@@ -48,8 +54,8 @@ class NavigationState(param.Parameterized):
         super().__init__(**params)
         self.workspace = workspace
         self.offsets = {name: dict.fromkeys(AXES, 0.0) for name in names}
-        self.baselines: dict[str, Generation] = {}  # per model: the reference with no offsets
-        self._baseline_keys: dict[str, tuple] = {}
+        self.baselines: dict[str, Generation] = {}  # per model: the shown generation's reference, no offsets
+        self._baseline_cache: dict[str, tuple] = {}  # per model: (request key, baseline), the worker's
         self._requests = itertools.count(1)
         self._latest = 0
         self.batch = contextlib.nullcontext  # the app sets `pn.io.hold`: one browser update per generation
@@ -59,6 +65,18 @@ class NavigationState(param.Parameterized):
         """Move along ``axis`` (cm for behaviour variables, s.d. for PCs) for the driven model(s)."""
         for name in self.driven():
             self.offsets[name][axis] = float(value)
+
+    def reference_value(self, axis: str) -> float:
+        """The reference trial's value of a behaviour variable (cm); 0 for a PC (sliders move PCs by offsets)."""
+        return float(self.workspace.data.trial_info[axis].iloc[self.reference]) if axis in VARIABLES else 0.0
+
+    def set_value(self, axis: str, value: float) -> None:
+        """Command an absolute value: where the reach should start/end (cm), or a PC shift (s.d.)."""
+        self.set_offset(axis, value - self.reference_value(axis))
+
+    def value(self, axis: str, name: str | None = None) -> float:
+        """What the sliders show for ``name`` (default: the driven model): reference value + offset."""
+        return self.reference_value(axis) + self.offsets[name or self.driven()[0]][axis]
 
     def driven(self) -> list[str]:
         return list(self.offsets) if self.lock else [self.drive]
@@ -71,41 +89,55 @@ class NavigationState(param.Parameterized):
         return {n: navigate_code(v, self.reference, self.offsets[n]) for n, v in self.workspace.models.items()}
 
     # ------------------------------------------------------------------ generation
-    def compute(self) -> dict[str, Generation]:
-        """Generate for every model at its current offsets (blocking); refreshes baselines when needed."""
-        results = {}
-        key = (self.reference, self.steps, self.samples, self.seed, self.guidance)
+    def compute(self, request: tuple | None = None) -> tuple[dict[str, Generation], dict[str, Generation]]:
+        """Generate for every model at its offsets (blocking): the generations and their baselines (the
+        reference with no offsets, regenerated only when the reference or a setting changed).
+        ``request``: a snapshot from `_request` taken on the event loop (default: now)."""
+        reference, offsets, settings = request or self._request()
+        key = (reference, *settings.values())
+        results, baselines = {}, {}
         for name, view in self.workspace.models.items():
-            if self._baseline_keys.get(name) != key:
-                self.baselines[name] = generate_for(self.workspace, view, self.reference, {}, **self._settings())
-                self._baseline_keys[name] = key
-            results[name] = generate_for(self.workspace, view, self.reference, self.offsets[name], **self._settings())
-        return results
+            cached_key, baseline = self._baseline_cache.get(name, (None, None))
+            if cached_key != key:
+                baseline = generate_for(self.workspace, view, reference, {}, **settings)
+                self._baseline_cache[name] = (key, baseline)
+            baselines[name] = baseline
+            results[name] = generate_for(self.workspace, view, reference, offsets[name], **settings)
+        return results, baselines
 
-    def _settings(self) -> dict:
-        return {"steps": self.steps, "samples": self.samples, "seed": self.seed, "guidance": self.guidance}
+    def _request(self) -> tuple:
+        return (self.reference, {name: dict(o) for name, o in self.offsets.items()},
+                {"steps": self.steps, "samples": self.samples, "seed": self.seed, "guidance": self.guidance})
+
+    def _apply(self, results: dict[str, Generation], baselines: dict[str, Generation]) -> None:
+        self.baselines = baselines
+        with self.batch():
+            self.generations = results
 
     def regenerate(self) -> None:
-        """Synchronous generation (tests, first render)."""
-        self.generations = self.compute()
+        """Synchronous generation (tests, scripts)."""
+        self._apply(*self.compute())
 
     async def regenerate_async(self) -> None:
-        """Generation in a worker thread; dropped if a newer request started meanwhile."""
+        """Generation in the shared worker thread; dropped if a newer request started meanwhile."""
         request = self._latest = next(self._requests)
         self.busy = True
         try:
-            results = await asyncio.get_running_loop().run_in_executor(None, self.compute)
+            results = await asyncio.get_running_loop().run_in_executor(GENERATION_POOL, self.compute,
+                                                                       self._request())
         finally:
             if request == self._latest:
                 self.busy = False
         if request == self._latest:
-            with self.batch():
-                self.generations = results
+            self._apply(*results)
+
+    def moved(self, name: str) -> set[str]:
+        """The behaviour variables a slider has moved away from the reference for ``name``."""
+        return {axis for axis, value in self.offsets[name].items() if value and axis in VARIABLES}
 
     def unintended(self, name: str) -> float:
         """Summed movement (cm) of the decoded variables no slider asked to move, since the reference."""
-        moved = {axis for axis, value in self.offsets[name].items() if value and axis in VARIABLES}
-        return self.generations[name].unintended_cm(self.baselines[name], moved)
+        return self.generations[name].unintended_cm(self.baselines[name], self.moved(name))
 
 
 def default_reference(workspace: Workspace) -> int:

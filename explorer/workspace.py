@@ -74,6 +74,7 @@ class Workspace:
     real_paths: np.ndarray  # (trials, bins, 2) recorded hand position
     targets: pd.DataFrame  # unique targets with a held-out flag
     load_seconds: float
+    rate_ceiling: float = 1.0  # 99th percentile of the recorded smoothed rates: one colour scale for every heatmap
 
 
 def model_folders(models_dir: Path) -> dict[str, Path]:
@@ -148,7 +149,8 @@ def load_workspace(models_dir: str | os.PathLike, data_path: str | os.PathLike, 
     return Workspace(data, decoder, models,
                      preferred_target_order(smoothed, info["reach_angle"].to_numpy()), smoothed,
                      data.behavior.get("hand_pos", np.zeros((data.n_trials, data.n_bins, 2))),
-                     target_table(info), time.perf_counter() - start)
+                     target_table(info), time.perf_counter() - start,
+                     float(np.percentile(smoothed[::max(1, len(smoothed) // 200)], 99)) or 1.0)
 
 
 def preferred_target_order(rates: np.ndarray, angles: np.ndarray) -> np.ndarray:
@@ -170,16 +172,19 @@ class Generation:
 
     rates: np.ndarray  # (bins, neurons) mean over samples, spikes/s
     samples: np.ndarray  # (samples, bins, neurons)
-    paths: np.ndarray  # (samples, bins, 2) decoded hand position
-    decoded: np.ndarray  # (4,) decoded start x/y, target x/y (mean over samples)
+    paths: np.ndarray  # (samples, bins, 2) decoded hand position of each sample
+    mean_path: np.ndarray  # (bins, 2) the mean decoded reach over the samples
+    decoded: np.ndarray  # (4,) start x/y, target x/y of the mean reach
     commanded: np.ndarray  # (4,) reference behaviour + slider offsets
     code: np.ndarray  # (L,)
     seconds: float
     device: str
+    steps: int | None = None  # DDIM steps used (None: the model has no sampler)
+    guidance: float | None = None  # guidance scale used (None: the model has no unconditional mode)
 
     @property
     def target_error_cm(self) -> float:
-        """Distance between the decoded and the commanded target (cm)."""
+        """Distance between the mean reach's decoded end and the commanded target (cm)."""
         return float(np.linalg.norm(self.decoded[2:] - self.commanded[2:]))
 
     def unintended_cm(self, baseline: "Generation", moved: set[str]) -> float:
@@ -208,22 +213,36 @@ def guidance_for(model, guidance: float | None) -> float | None:
     """The guidance scale the explorer's setting gives ``model``: the setting for a GNOCCHI model
     trained with code dropout (the only kind with an unconditional model to guide against), else
     None (the model's default)."""
-    return guidance if getattr(getattr(model, "config", None), "code_dropout", 0.0) > 0 else None
+    return guidance if has_guidance(model) else None
+
+
+def has_guidance(model) -> bool:
+    return getattr(getattr(model, "config", None), "code_dropout", 0.0) > 0
+
+
+def default_steps(model) -> int | None:
+    """The model's own number of sampling steps (GNOCCHI's ``sample_steps``); None for a model without a sampler."""
+    return getattr(getattr(model, "config", None), "sample_steps", None)
 
 
 def generate_for(workspace: Workspace, view: ModelView, reference: int, offsets: dict[str, float], *,
-                 steps: int, samples: int, seed: int, guidance: float | None = None) -> Generation:
+                 steps: int | None, samples: int, seed: int, guidance: float | None = None) -> Generation:
     """Generate ``samples`` trials at the navigated code (fixed noise per seed) and decode their reaches.
 
-    ``guidance`` applies to GNOCCHI models trained with code dropout (None: the model's default)."""
+    ``steps`` None: the model's default. ``guidance`` applies to GNOCCHI models trained with code
+    dropout (None: the model's default). The readout's numbers come from the mean reach."""
     start = time.perf_counter()
     code = navigate_code(view, reference, offsets)
     codes = np.repeat(code[None].astype(np.float32), samples, axis=0)
-    rates = view.model.generate(codes, seed=seed, steps=steps,  # LFADS has no sampler: ignores both
-                                guidance=guidance_for(view.model, guidance)).rates
+    model = view.model
+    used_steps = steps or default_steps(model)
+    used_guidance = (guidance if guidance is not None else model.config.guidance) if has_guidance(model) else None
+    rates = model.generate(codes, seed=seed, steps=steps,  # LFADS has no sampler: ignores both
+                           guidance=guidance_for(model, guidance)).rates
     paths = workspace.decoder.position(workspace.decoder.predict(rates))
-    decoded = reach_variables(paths, workspace.data.bin_centers_ms).mean(axis=0)
+    mean_path = paths.mean(axis=0)
+    decoded = reach_variables(mean_path[None], workspace.data.bin_centers_ms)[0]
     info = workspace.data.trial_info.iloc[reference]
     commanded = np.array([info[v] + offsets.get(v, 0.0) for v in VARIABLES], dtype=np.float64)
-    return Generation(rates.mean(axis=0), rates, paths, decoded, commanded, code, time.perf_counter() - start,
-                      str(getattr(view.model, "device", "cpu")))
+    return Generation(rates.mean(axis=0), rates, paths, mean_path, decoded, commanded, code,
+                      time.perf_counter() - start, str(getattr(model, "device", "cpu")), used_steps, used_guidance)

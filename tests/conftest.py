@@ -70,3 +70,22 @@ def assert_same_data(a: TrialData, b: TrialData) -> None:
         if x is not None:
             np.testing.assert_array_equal(x, y)
     assert a.provenance == b.provenance
+
+
+# ---------------------------------------------------------------- browser tests (pytest-playwright)
+CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium: `playwright install` cannot download a browser here
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright launches Debian's Chromium with the flags a closed, GPU-less machine needs."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (the README's test command installs Debian's chromium)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--no-first-run", "--disable-sync"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1800, "height": 1300}}

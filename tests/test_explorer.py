@@ -80,7 +80,8 @@ def test_guidance_setting_changes_gnocchis_samples_and_leaves_lfads_alone(worksp
     state.regenerate()
     assert not np.allclose(state.generations["gnocchi"].samples, plain["gnocchi"])
     np.testing.assert_array_equal(state.generations["lfads"].samples, plain["lfads"])
-    assert state._baseline_keys["gnocchi"][-1] == 3.0  # the reference is regenerated at the new scale too
+    assert state.baselines["gnocchi"].guidance == 3.0  # the reference is regenerated at the new scale too
+    assert state.generations["lfads"].guidance is None  # and LFADS has no such setting
     # the model's own default scale (1) is what an empty setting gives
     np.testing.assert_array_equal(generate_for(workspace, workspace.models["gnocchi"], state.reference, {},
                                                steps=5, samples=2, seed=0, guidance=1.0).samples,
@@ -117,15 +118,61 @@ def test_a_stale_request_is_dropped(workspace):
     assert applied == [pytest.approx(start + 4.0)] and not state.busy
 
 
-def test_download_writes_the_generated_trials(workspace):
+def test_download_writes_the_generated_trials_off_the_event_loop(workspace):
     from explorer.views import Controls
 
     state = NavigationState(workspace, samples=3)
     controls = Controls(state)
-    payload = controls._download()
+    with ThreadPoolExecutor(1) as thread:  # its own event loop (Playwright may hold this thread's)
+        payload = thread.submit(asyncio.run, controls._download()).result()
     assert isinstance(payload, io.BytesIO) and controls.download.filename.startswith("generated_gnocchi_trial")
     with h5py.File(payload, "r") as f:
         assert f["spikes"].shape == (3, workspace.data.n_bins, workspace.data.n_neurons)
+
+
+def test_sliders_read_absolute_values_starting_at_the_reference(workspace):
+    from explorer.views import Controls
+
+    state = NavigationState(workspace)
+    controls = Controls(state)
+    info = workspace.data.trial_info.iloc[state.reference]
+    for axis in ("target_x", "target_y", "start_x", "start_y"):
+        slider = controls.sliders[axis]
+        assert slider.value == pytest.approx(info[axis]) and slider.start < info[axis] < slider.end
+    assert controls.sliders["pc1"].value == 0.0  # PCs stay shifts in s.d.
+    state.set_value("target_x", info["target_x"] + 4.0)  # "where the reach should end"
+    assert state.offsets["gnocchi"]["target_x"] == pytest.approx(4.0)
+    assert state.value("target_x") == pytest.approx(info["target_x"] + 4.0)
+    state.reference = int(np.flatnonzero(workspace.data.trial_info["target_x"] != info["target_x"])[0])
+    controls._reset()  # what a new reference does: sliders jump to its values, offsets to zero
+    assert controls.sliders["target_x"].value == pytest.approx(workspace.data.trial_info["target_x"].iloc[state.reference])
+    assert state.offsets["gnocchi"]["target_x"] == 0.0
+
+
+def test_slider_range_is_a_round_grid_around_the_recorded_values():
+    from explorer.views.controls import nice_step, slider_range
+
+    assert [nice_step(s) for s in (24, 15, 0.8)] == [0.5, 0.2, 0.01]
+    start, end, step = slider_range(np.array([-8.0, 0.0, 8.0]))
+    assert (start, end, step) == (-12.0, 12.0, 0.5)
+    assert slider_range(np.array([2.0, 2.0]))[:2] == (1.0, 3.0)  # a constant variable still gets a range
+
+
+def test_readout_uses_the_mean_reach_and_names_every_number(workspace):
+    from explorer.views.readout import Readout
+
+    state = NavigationState(workspace, samples=4)
+    state.set_offset("target_x", 4.0)
+    state.regenerate()
+    generation = state.generations["gnocchi"]
+    np.testing.assert_allclose(generation.mean_path, generation.paths.mean(axis=0))
+    assert generation.steps == workspace.models["gnocchi"].model.config.sample_steps  # the model's default
+    assert generation.steps is not None and state.generations["lfads"].steps is None
+    text = Readout(state, "gnocchi")._text()
+    for words in ("mean reach of 4 samples ends at", "commanded target", "miss", "unintended movement",
+                  "start x, start y, target y", f"{generation.steps} DDIM steps", "guidance 1", "on cpu"):
+        assert words in text, (words, text)
+    assert "no sampling steps" in Readout(state, "lfads")._text()
 
 
 def test_picker_offers_configured_datasets_and_only_matching_models(tmp_path):

@@ -1,99 +1,187 @@
-"""The explorer in a real browser (Debian's Chromium via Playwright), served in-process on the shipped assets."""
+"""The explorer in a real browser: Debian's Chromium through pytest-playwright's fixtures, served in-process
+with Panel's test utilities, on the shipped assets."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
 import numpy as np
+import panel as pn
 import pytest
-from explorer.browser_testing import (cds_column_js, click_data_point, eval_predicate, launch_browser,
-                                      measure_update, new_page, nudge_slider, serve_app, wait_for_bokeh_idle,
-                                      wait_until)
+from explorer_page import click_data_point, column, nudge, plot_names, slider_value
+from panel.tests.util import serve_and_wait, wait_until
 
+import explorer.app as explorer_app
 from explorer.app import ExplorerApp
 from explorer.workspace import ExplorerConfig
 from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-PLOTS = ("codes-gnocchi", "activity-gnocchi", "reach-gnocchi", "codes-lfads", "activity-lfads", "reach-lfads",
-         "codes-lfads_ic", "activity-lfads_ic", "reach-lfads_ic", "reference-activity")
+MODELS = ("gnocchi", "lfads", "lfads_ic")
+PLOTS = {f"{kind}-{m}" for kind in ("codes", "activity", "reach") for m in MODELS} | {"reference-activity"}
+LOGGERS = ("bokeh", "tornado", "panel", "asyncio", "explorer")
+
+
+class Explorer:
+    """An in-process explorer server: its port, the app object of every session, and server-side errors."""
+
+    def __init__(self):
+        self.apps: list[ExplorerApp] = []
+        self.errors: list[str] = []
+        self.port = serve_and_wait(self._session, address="127.0.0.1")
+        self.url = f"http://localhost:{self.port}"
+
+    def _session(self):
+        app = ExplorerApp(ExplorerConfig(DEFAULT_MODELS, DEFAULT_DATA))
+        self.apps.append(app)
+        return app
+
+    def open(self, page, errors: list[str]) -> ExplorerApp:
+        """Load the page (its views arrive after the session starts) and wait until every plot is drawn."""
+        page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        known = len(self.apps)
+        page.goto(self.url)
+        wait_until(lambda: len(self.apps) > known, page, timeout=60_000)
+        app = self.apps[known]
+        wait_until(lambda: app.state is not None and bool(app.state.generations) and not app.state.busy,
+                   page, timeout=120_000)
+        page.wait_for_function(f"() => {sorted(PLOTS)}.every(n => Bokeh.documents[0].get_model_by_name(n))",
+                               timeout=60_000)
+        return app
+
+
+class _Collect(logging.Handler):
+    def __init__(self, sink: list[str]):
+        super().__init__(logging.ERROR)
+        self.sink = sink
+
+    def emit(self, record):
+        self.sink.append(self.format(record))
 
 
 @pytest.fixture(scope="module")
-def server():
-    config = ExplorerConfig(DEFAULT_MODELS, DEFAULT_DATA)
-    server, url = serve_app(lambda: ExplorerApp(config))
+def explorer():
+    server = Explorer()
+    handler = _Collect(server.errors)
+    for name in LOGGERS:
+        logging.getLogger(name).addHandler(handler)
     yield server
-    server.stop()
+    for name in LOGGERS:
+        logging.getLogger(name).removeHandler(handler)
+    pn.state.kill_all_servers()
 
 
-@pytest.fixture(scope="module")
-def chromium(playwright):  # pytest-playwright's session-wide Playwright; Debian's Chromium
-    browser = launch_browser(playwright)
-    yield browser
-    browser.close()
+def mean_reach_end_x(page, model: str) -> float:
+    """Where the bold mean reach ends (x, cm: its last 10 bins, as the readout's decoder reads it), in the page."""
+    return float(column(page, f"mean-reach-{model}", "x")[-10:].mean())
 
 
-def open_page(server, chromium, errors):
-    page = new_page(chromium, errors, viewport=(1800, 1300))
-    page.goto(server.url)
-    wait_for_bokeh_idle(page, timeout=60_000)
-    return page, server.sessions[-1]
-
-
-def test_page_loads_every_plot_without_errors_and_navigation_works(server, chromium):
+def test_a_target_x_release_moves_gnocchis_bold_mean_reach_and_both_columns(explorer, page):
     errors: list[str] = []
-    page, app = open_page(server, chromium, errors)
-    names = page.evaluate("() => Bokeh.documents[0].all_models ? [...Bokeh.documents[0].all_models]"
-                          ".filter(m => m.name).map(m => m.name) : []")
-    assert set(PLOTS) <= set(names), names
+    app = explorer.open(page, errors)
+    assert PLOTS <= plot_names(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
-
-    # moving the target-x slider regenerates both columns; GNOCCHI's decoded endpoint follows the command
     state = app.state
-    before = {name: g for name, g in state.generations.items()}
-    timing = measure_update(page, lambda: nudge_slider(page, "target x (cm)", 20), plot="activity-gnocchi",
-                            timeout=30_000)
-    wait_until(lambda: state.offsets["gnocchi"]["target_x"] > 3.9 and not state.busy, timeout=30, page=page)
-    after = state.generations
-    assert not np.allclose(after["gnocchi"].rates, before["gnocchi"].rates), "the raster did not change"
-    assert after["gnocchi"].decoded[2] > before["gnocchi"].decoded[2] + 1.0
-    assert state.offsets["lfads"]["target_x"] == state.offsets["gnocchi"]["target_x"]  # locked: both move
-    assert timing.ms > 0
-    readout = page.get_by_text("commanded").first.inner_text()
-    assert "decoded target" in readout and "ms on cpu" in readout
+    reference = state.workspace.data.trial_info.iloc[state.reference]
+    # absolute sliders: they start at the reference trial's target and read where the reach should end
+    assert slider_value(page, "target x (cm)") == pytest.approx(reference["target_x"])
+    before = {m: mean_reach_end_x(page, m) for m in MODELS}
+    nudge(page, "target x (cm)", -8)  # 8 releases of 0.5 cm: end 4 cm further left
+    wait_until(lambda: state.offsets["gnocchi"]["target_x"] == pytest.approx(-4.0) and not state.busy, page,
+               timeout=60_000)
+    wait_until(lambda: before["gnocchi"] - mean_reach_end_x(page, "gnocchi") >= 1.0, page, timeout=30_000)
+    assert slider_value(page, "target x (cm)") == pytest.approx(reference["target_x"] - 4.0)
+    for model in MODELS:  # locked: every column was redrawn from its own new generation
+        assert mean_reach_end_x(page, model) == pytest.approx(state.generations[model].mean_path[-10:, 0].mean(),
+                                                              abs=1e-4)
+        assert state.offsets[model]["target_x"] == pytest.approx(-4.0)
+    readout = page.locator("p", has_text="mean reach of").first.inner_text()
+    assert "commanded target" in readout and "miss" in readout and "DDIM steps" in readout and "on cpu" in readout
+    assert errors == [] and explorer.errors == []
 
-    # clicking a code point makes that trial the reference
+
+def test_clicking_a_code_makes_its_trial_the_reference_and_recolouring_reaches_the_browser(explorer, page):
+    errors: list[str] = []
+    app = explorer.open(page, errors)
+    state = app.state
     view = state.workspace.models["gnocchi"]
     trial = int(np.argmax(view.pcs[:, 0]))  # the rightmost point: never hidden behind others
-    click_data_point(page, float(view.pcs[trial, 0]), float(view.pcs[trial, 1]), plot="codes-gnocchi")
-    wait_until(lambda: state.reference == trial, timeout=20, page=page)
-    wait_until(lambda: state.offsets["gnocchi"]["target_x"] == 0.0, timeout=20, page=page)  # a new reference resets
+    page.wait_for_timeout(400)  # Bokeh reads two taps within 300 ms as a double tap
+    click_data_point(page, "codes-gnocchi", float(view.pcs[trial, 0]), float(view.pcs[trial, 1]))
+    wait_until(lambda: state.reference == trial and not state.busy, page, timeout=30_000)
+    target = state.workspace.data.trial_info["target_x"].iloc[trial]
+    wait_until(lambda: slider_value(page, "target x (cm)") == pytest.approx(target), page, timeout=10_000)
+    assert state.offsets["gnocchi"]["target_x"] == 0.0  # a new reference starts with no offsets
 
-    # switching the colour variable recolours the code plots: the colour column the browser draws with
-    colours = "Array.from(" + cds_column_js("codes-gnocchi", "color") + ")"
     heldin = ~state.workspace.data.trial_info["heldout_condition"].to_numpy(bool)
-    for variable in ("target_x", "target_y"):
-        if variable == "target_y":
-            page.get_by_label("Colour by").first.select_option("target_y")
-            wait_until(lambda: state.colour_by == "target_y", timeout=20, page=page)
-            wait_for_bokeh_idle(page, timeout=30_000)
-        expected = state.workspace.data.trial_info[variable].to_numpy()[heldin]
-        # the new column reaches the browser after the server-side change: wait for it, then compare
-        wait_until(lambda: np.allclose(np.array(eval_predicate(page, colours), dtype=float), expected),
-                   timeout=30, page=page)
-        np.testing.assert_allclose(np.array(eval_predicate(page, colours), dtype=float), expected)
-    assert errors == [], errors
+    page.get_by_label("Colour by").first.select_option("target_y")
+    expected = state.workspace.data.trial_info["target_y"].to_numpy()[heldin]
+    wait_until(lambda: np.allclose(column(page, "trials-gnocchi", "c"), expected), page, timeout=30_000)
+    assert errors == [] and explorer.errors == []
 
 
-def test_two_sessions_are_independent(server, chromium):
+def test_two_sessions_are_independent(explorer, new_context):
     errors: list[str] = []
-    first, first_app = open_page(server, chromium, errors)
-    second, second_app = open_page(server, chromium, errors)
-    assert first_app is not second_app and first_app.state.workspace is second_app.state.workspace  # shared load
-    nudge_slider(second, "target y (cm)", -10)
-    wait_until(lambda: second_app.state.offsets["gnocchi"]["target_y"] < -1.9 and not second_app.state.busy,
-               timeout=30, page=second)
-    assert first_app.state.offsets["gnocchi"]["target_y"] == 0.0
-    assert errors == [], errors
+    pages = [new_context().new_page() for _ in range(2)]
+    first, second = (explorer.open(page, errors) for page in pages)
+    assert first is not second and first.state.workspace is second.state.workspace  # one load per server
+    nudge(pages[1], "target y (cm)", -4)
+    wait_until(lambda: second.state.offsets["gnocchi"]["target_y"] == pytest.approx(-2.0) and not second.state.busy,
+               pages[1], timeout=60_000)
+    assert first.state.offsets["gnocchi"]["target_y"] == 0.0
+    assert errors == [] and explorer.errors == []
+
+
+def test_eight_sessions_releasing_at_once_all_update_without_errors(explorer, new_context):
+    errors: list[str] = []
+    pages = [new_context().new_page() for _ in range(8)]
+    apps = [explorer.open(page, errors) for page in pages]
+    assert len({id(app.state) for app in apps}) == 8
+    for page in pages:
+        page.locator(".bk-input-group", has=page.locator(".bk-slider-title", has_text="target x (cm)")) \
+            .locator(".noUi-handle").first.focus()
+    for page in pages:  # back to back: the server sees eight releases at once
+        page.keyboard.press("ArrowLeft")
+    for app, page in zip(apps, pages):
+        wait_until(lambda app=app: app.state.offsets["gnocchi"]["target_x"] == pytest.approx(-0.5)
+                   and not app.state.busy and app.state.generations["gnocchi"].commanded[2]
+                   == pytest.approx(app.state.value("target_x")), page, timeout=120_000)
+        expected = app.state.generations["gnocchi"].mean_path[-10:, 0].mean()
+        wait_until(lambda page=page, expected=expected: abs(mean_reach_end_x(page, "gnocchi") - expected) < 1e-4,
+                   page, timeout=30_000)
+    assert errors == [] and explorer.errors == []
+
+
+def test_a_slow_load_in_one_session_does_not_block_another(explorer, page, new_context, monkeypatch):
+    """Session start and picker changes load in a worker thread: while one session waits for a slow
+    workspace, another session's slider release is generated and drawn."""
+    errors: list[str] = []
+    app = explorer.open(page, errors)
+    release = threading.Event()
+    real_load = explorer_app.load_workspace
+
+    def slow_load(*args, **kwargs):
+        release.wait(60)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(explorer_app, "load_workspace", slow_load)
+    other_page = new_context().new_page()
+    other = explorer.open(other_page, errors)
+    other_page.locator(".choices__button").first.click()  # drop a model from the picker: an uncached workspace
+    try:
+        state = app.state
+        nudge(page, "target x (cm)", 2)
+        wait_until(lambda: state.offsets["gnocchi"]["target_x"] == pytest.approx(1.0) and not state.busy, page,
+                   timeout=60_000)
+        expected = state.generations["gnocchi"].mean_path[-10:, 0].mean()
+        wait_until(lambda: abs(mean_reach_end_x(page, "gnocchi") - expected) < 1e-4, page, timeout=30_000)
+        assert other.busy.value and not release.is_set()  # the other session is still loading meanwhile
+    finally:
+        release.set()
+    wait_until(lambda: other.state is not None and len(other.state.workspace.models) == 2 and not other.busy.value,
+               other_page, timeout=120_000)
+    assert errors == [] and explorer.errors == []

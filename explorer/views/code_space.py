@@ -1,0 +1,113 @@
+"""A model's codes in PCA space, coloured by a trial variable; click a trial to make it the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+from bokeh.events import Tap
+from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
+
+from ..state import NavigationState
+from ..workspace import ModelView
+from .plots import VARIABLE_LABELS, legend_below, new_figure
+
+HOVER_COLUMNS = ("trial_id", "split", "condition_id", "start_x", "start_y", "target_x", "target_y")
+
+
+class CodeSpace(pn.viewable.Viewer):
+    """Held-in trials coloured by ``state.colour_by``, held-out-condition trials as black crosses, the
+    reference trial as a ring and the navigated code as a star. Only the columns a change touches are
+    sent: the star's two numbers per generation, the colour column on a colour change."""
+
+    def __init__(self, state: NavigationState, view: ModelView, **params):
+        super().__init__(**params)
+        self.state, self.view = state, view
+        info = state.workspace.data.trial_info
+        heldout = info["heldout_condition"].to_numpy(bool)
+        self._rows = {False: np.flatnonzero(~heldout), True: np.flatnonzero(heldout)}
+        self.sources = {}
+        for kind, rows in self._rows.items():
+            table = {c: info[c].to_numpy()[rows] for c in HOVER_COLUMNS}
+            table["split"] = table["split"].astype(str)
+            self.sources[kind] = ColumnDataSource({**table, **self._xy(rows), "c": self._colour(rows)})
+        self._reference = ColumnDataSource(self._point(view.pcs[state.reference]))
+        self._star = ColumnDataSource(self._point(view.project(state.codes()[view.name])[0]))
+
+        fig = self.figure = new_figure(f"codes-{view.name}", f"{view.name}: codes of all trials", height=370)
+        low, high = self._range()
+        self._mapper = LinearColorMapper(palette="Turbo256", low=low, high=high)
+        heldin = fig.scatter("x", "y", source=self.sources[False], size=5, alpha=0.8,
+                             color={"field": "c", "transform": self._mapper}, name=f"trials-{view.name}")
+        crosses = fig.scatter("x", "y", source=self.sources[True], marker="x", size=7, color="black", line_width=1.5)
+        ring = fig.scatter("x", "y", source=self._reference, size=18, fill_alpha=0, line_color="black",
+                           line_width=2.5)
+        star = fig.scatter("x", "y", source=self._star, marker="star", size=20, color="gold", line_color="black",
+                           line_width=1.5, name=f"navigated-{view.name}")
+        fig.add_tools(HoverTool(renderers=[heldin, crosses], tooltips=[
+            ("trial", "@trial_id (@split)"), ("condition", "@condition_id"),
+            ("start", "(@start_x{0.0}, @start_y{0.0}) cm"), ("target", "(@target_x{0.0}, @target_y{0.0}) cm")]))
+        self._colourbar = ColorBar(color_mapper=self._mapper, title=VARIABLE_LABELS[state.colour_by], width=10,
+                                   title_text_font_size="8pt")
+        fig.add_layout(self._colourbar, "right")
+        self.legend = legend_below(fig, [("trial (colour: variable)", [heldin]), ("held-out condition", [crosses]),
+                                         ("reference trial", [ring]), ("navigated code", [star])])
+        self._axis_labels()
+        fig.on_event(Tap, self._clicked)
+        state.param.watch(self._generated, "generations")
+        state.param.watch(self._moved_reference, "reference")
+        state.param.watch(self._recoloured, "colour_by")
+        state.param.watch(self._reprojected, ["pc_x", "pc_y"])
+
+    # ------------------------------------------------------------------ data
+    def _pc(self, label: str) -> int:
+        return int(label[2:]) - 1
+
+    def _xy(self, rows: np.ndarray) -> dict:
+        return {"x": self.view.pcs[rows, self._pc(self.state.pc_x)], "y": self.view.pcs[rows, self._pc(self.state.pc_y)]}
+
+    def _point(self, pcs: np.ndarray) -> dict:
+        return {"x": [float(pcs[self._pc(self.state.pc_x)])], "y": [float(pcs[self._pc(self.state.pc_y)])]}
+
+    def _colour(self, rows: np.ndarray) -> np.ndarray:
+        return self.state.workspace.data.trial_info[self.state.colour_by].to_numpy(dtype=np.float64)[rows]
+
+    def _range(self) -> tuple[float, float]:
+        values = self.state.workspace.data.trial_info[self.state.colour_by].to_numpy(dtype=np.float64)
+        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+    def _axis_labels(self) -> None:
+        self.figure.xaxis.axis_label, self.figure.yaxis.axis_label = self.state.pc_x, self.state.pc_y
+
+    # ------------------------------------------------------------------ updates
+    def _generated(self, event=None) -> None:
+        self._star.data.update(self._point(self.view.project(self.state.codes()[self.view.name])[0]))
+
+    def _moved_reference(self, event=None) -> None:
+        self._reference.data.update(self._point(self.view.pcs[self.state.reference]))
+
+    def _recoloured(self, event=None) -> None:
+        source = self.sources[False]
+        source.data["c"] = self._colour(self._rows[False])
+        low, high = self._range()
+        self._mapper.update(low=low, high=high)
+        self._colourbar.title = VARIABLE_LABELS[self.state.colour_by]
+
+    def _reprojected(self, event=None) -> None:
+        for kind, source in self.sources.items():
+            source.data.update(self._xy(self._rows[kind]))
+        self._moved_reference()
+        self._generated()
+        self._axis_labels()
+
+    def _clicked(self, event) -> None:
+        """The trial nearest the click (in units of each axis's spread) becomes the reference."""
+        if event.x is None or event.y is None:
+            return
+        px, py = self.view.pcs[:, self._pc(self.state.pc_x)], self.view.pcs[:, self._pc(self.state.pc_y)]
+        spread = np.array([np.ptp(px) or 1.0, np.ptp(py) or 1.0])
+        distance = np.hypot((px - event.x) / spread[0], (py - event.y) / spread[1])
+        self.state.reference = int(np.argmin(distance))
+
+    def __panel__(self):
+        return pn.pane.Bokeh(self.figure)

@@ -1,0 +1,119 @@
+"""Sliders along the behaviour axes and PCs (released → regenerate), sampling settings, reset, download."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import panel as pn
+
+from gnocchi_core.analysis.decoding import VARIABLES
+
+from ..state import AXES, GENERATION_POOL, NavigationState
+from ..workspace import default_steps, guidance_for
+from .plots import VARIABLE_LABELS
+
+PC_RANGE = 3.0  # PC sliders shift the code by up to this many standard deviations of the codes
+
+
+def nice_step(span: float, ticks: int = 80) -> float:
+    """A round slider step (1, 2 or 5 × 10^k) giving about ``ticks`` steps over ``span``."""
+    raw = span / ticks
+    exponent = 10 ** math.floor(math.log10(raw))
+    return next(m * exponent for m in (1, 2, 5, 10) if m * exponent >= raw)
+
+
+def slider_range(values: np.ndarray) -> tuple[float, float, float]:
+    """(start, end, step) for an absolute behaviour slider: the recorded range and a quarter of it either side,
+    on the step grid (so the reference trial's value is usually a step)."""
+    low, high = float(np.min(values)), float(np.max(values))
+    margin = max((high - low) / 4, 1.0)
+    step = nice_step(high - low + 2 * margin)
+    return math.floor((low - margin) / step) * step, math.ceil((high + margin) / step) * step, step
+
+
+class Controls(pn.viewable.Viewer):
+    """Behaviour sliders read where the reach should start and end (absolute, in cm: they start at the
+    reference trial's values); PC sliders shift the code along a principal axis (s.d.)."""
+
+    def __init__(self, state: NavigationState, **params):
+        super().__init__(**params)
+        self.state = state
+        info = state.workspace.data.trial_info
+        self.sliders = {}
+        for axis in AXES:
+            if axis in VARIABLES:
+                start, end, step = slider_range(info[axis].to_numpy(dtype=np.float64))
+            else:
+                start, end, step = -PC_RANGE, PC_RANGE, PC_RANGE / 40
+            slider = pn.widgets.FloatSlider(label=VARIABLE_LABELS[axis], start=start, end=end, step=step,
+                                            value=state.value(axis), width=260)
+            slider.param.watch(lambda event, axis=axis: self._moved(axis, event.new), "value_throttled")
+            self.sliders[axis] = slider
+        self.reset_button = pn.widgets.Button(label="reset to reference", width=260)
+        self.reset_button.on_click(self._reset)
+        self.download = pn.widgets.FileDownload(callback=self._download, filename="generated_trials.h5",
+                                                label="download generated trials (h5)", width=260)
+        steps = {name: default_steps(view.model) for name, view in state.workspace.models.items()}
+        own = ", ".join(f"{name} {n}" for name, n in steps.items() if n is not None) or "none"
+        settings = pn.Param(state, parameters=["colour_by", "pc_x", "pc_y", "lock", "drive", "steps", "samples",
+                                               "seed", "guidance", "show_spikes"],
+                            widgets={"steps": {"type": pn.widgets.IntInput, "throttled": True,
+                                               "placeholder": f"model default ({own})"},
+                                     "samples": pn.widgets.IntInput, "seed": pn.widgets.IntInput,
+                                     "guidance": {"type": pn.widgets.FloatInput, "step": 0.5,
+                                                  "placeholder": "model default"}},
+                            show_name=False, width=260)
+        self._layout = pn.Column("### Navigate", *self.sliders.values(), self.reset_button, "### Settings", settings,
+                                 self.download, width=280)
+        state.param.watch(self._settings_changed, ["steps", "samples", "seed", "guidance", "reference"])
+        state.param.watch(self._show_driven, ["lock", "drive"])
+
+    def _moved(self, axis: str, value: float) -> None:
+        self.state.set_value(axis, value)
+        pn.state.execute(self.state.regenerate_async)
+
+    def _reset(self, event=None) -> None:
+        self.state.reset()
+        self._show_driven()
+        pn.state.execute(self.state.regenerate_async)
+
+    def _settings_changed(self, event) -> None:
+        if event.name == "reference":
+            self._reset()
+        else:
+            pn.state.execute(self.state.regenerate_async)
+
+    def _show_driven(self, event=None) -> None:
+        """Show the driven model's commanded values (they differ between models once unlocked). Sets
+        ``value`` only, not ``value_throttled``, so this regenerates nothing."""
+        for axis, slider in self.sliders.items():
+            slider.param.update(value=self.state.value(axis))
+
+    def download_bytes(self) -> io.BytesIO:
+        """The driven model's generated trials at the current code (the ones on screen), as a dataset file."""
+        from gnocchi_core.workflows import generated_trials
+
+        state, ws = self.state, self.state.workspace
+        name = state.driven()[0]
+        view = ws.models[name]
+        code = state.codes()[name]
+        trials = generated_trials(view.model, np.repeat(code[None], state.samples, axis=0), seed=state.seed,
+                                  steps=state.steps, guidance=guidance_for(view.model, state.guidance),
+                                  decoder=ws.decoder, source=str(ws.data.provenance.source))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "generated.h5"
+            trials.save(path)
+            return io.BytesIO(path.read_bytes())
+
+    async def _download(self) -> io.BytesIO:
+        """The download, built in the generation worker so no session waits on the event loop."""
+        self.download.filename = f"generated_{self.state.driven()[0]}_trial{self.state.reference}.h5"
+        return await asyncio.get_running_loop().run_in_executor(GENERATION_POOL, self.download_bytes)
+
+    def __panel__(self):
+        return self._layout
