@@ -3,8 +3,9 @@
 Opens on the shipped MotorNet dataset and default models (assets/). The dataset and models are
 loaded once per server (`pn.cache`, at most `WORKSPACES_KEPT` of them); each browser session gets
 its own navigation state. Nothing slow runs on the event loop that all sessions share: loading a
-workspace (session start, picker changes) runs in a loader thread, generation and downloads in the
-generation thread (`state.GENERATION_POOL`), and the page shows a spinner meanwhile.
+workspace (session start, picker changes) and building a session's views run in loader threads,
+generation and downloads in the generation thread (`state.GENERATION_POOL`), and the page shows a
+spinner meanwhile.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,7 +30,9 @@ from gnocchi_core.errors import GnocchiError  # noqa: E402
 pn.extension(sizing_mode="fixed", notifications=False)
 
 WORKSPACES_KEPT = 2  # (dataset, models) combinations held in memory per server; the oldest is dropped
-LOAD_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-load")  # one load at a time
+LOAD_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="explorer-load")  # loading and building views
+SPINNER_AFTER_MS = 500
+LOADING = threading.Lock()  # one workspace load at a time: a second session asking for it finds it cached
 
 
 @pn.cache(max_items=WORKSPACES_KEPT, policy="LRU")
@@ -56,6 +60,7 @@ class ExplorerApp(pn.viewable.Viewer):
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, width=900)
         self.body = pn.Row(pn.pane.Markdown("Loading the dataset and models…"))
         self.state: NavigationState | None = None
+        self._preload = None  # the first load, started with the session
         self._opening = itertools.count(1)
         self._latest = 0
         self._picking = False
@@ -66,7 +71,8 @@ class ExplorerApp(pn.viewable.Viewer):
             "# GNOCCHI Explorer  \nDrag a slider and release to generate; click a code to make its trial the "
             f"reference. Models from `{self.config.models_dir}`.", width=700), self.dataset, self.models, self.busy)
         self._layout = pn.Column(header, self.message, self.body)
-        if serving():
+        if serving():  # start loading now: the browser fetches the page and BokehJS meanwhile
+            self._preload = LOAD_POOL.submit(self._load)
             pn.state.onload(self.open)
         else:
             self.open_now()
@@ -98,18 +104,38 @@ class ExplorerApp(pn.viewable.Viewer):
     def _load(self) -> Workspace:
         if not self.models.value:
             raise GnocchiError(f"no trained model in {self.config.models_dir} matches {self.dataset.value.name}")
-        return shared_workspace(str(self.config.models_dir), str(self.dataset.value), tuple(sorted(self.models.value)))
+        with LOADING:
+            return shared_workspace(str(self.config.models_dir), str(self.dataset.value),
+                                    tuple(sorted(self.models.value)))
 
-    def _build(self, workspace: Workspace, state: NavigationState) -> None:
-        """The views for ``state`` (it holds its first generation), shown in place of the old ones."""
+    @staticmethod
+    def _views(workspace: Workspace, state: NavigationState) -> list:
+        """The views for ``state`` (it holds its first generation): plain objects, built off the event loop."""
         columns = [pn.Column(f"## {name.upper()}", CodeSpace(state, view), Activity(state, name),
                              Reaches(state, name), Readout(state, name))
                    for name, view in workspace.models.items()]
-        self.state = state
-        self.body.objects = [Controls(state), *columns, pn.Column(
+        return [Controls(state), *columns, pn.Column(
             pn.pane.Markdown(f"{workspace.data.n_trials} trials × {workspace.data.n_neurons} neurons"),
             ReferenceActivity(state))]
-        state.param.watch(lambda event: setattr(self.busy, "value", event.new), "busy")
+
+    def _show(self, state: NavigationState, views: list) -> None:
+        """Swap the views in (on the event loop: this is what the browser receives)."""
+        self.state = state
+        self.message.visible, self.busy.value = False, False
+        self.body.objects = views
+        state.param.watch(self._generating, "busy")
+
+    def _generating(self, event) -> None:
+        """The spinner shows a generation only once it has taken longer than `SPINNER_AFTER_MS`: a quick one
+        would otherwise cost the browser two extra relayouts and repaints of every plot."""
+        if not event.new:
+            self.busy.value = False
+        elif serving():
+            pn.state.curdoc.add_timeout_callback(self._still_generating, SPINNER_AFTER_MS)
+
+    def _still_generating(self) -> None:
+        if self.state is not None and self.state.busy:
+            self.busy.value = True
 
     def _failed(self, err: GnocchiError) -> None:
         self.message.param.update(object=str(err), visible=True)
@@ -123,8 +149,7 @@ class ExplorerApp(pn.viewable.Viewer):
             return self._failed(err)
         state = NavigationState(workspace)
         state.regenerate()
-        self.message.visible, self.busy.value = False, False
-        self._build(workspace, state)
+        self._show(state, self._views(workspace, state))
 
     async def open(self) -> None:
         """Load (or fetch from the cache) and generate off the event loop, then swap the views in.
@@ -133,16 +158,16 @@ class ExplorerApp(pn.viewable.Viewer):
         self.busy.value = True
         loop = asyncio.get_running_loop()
         try:
-            workspace = await loop.run_in_executor(LOAD_POOL, self._load)
+            preload, self._preload = self._preload, None
+            workspace = await (asyncio.wrap_future(preload) if preload else loop.run_in_executor(LOAD_POOL, self._load))
         except GnocchiError as err:
             return self._failed(err) if request == self._latest else None
         state = NavigationState(workspace)
         state.batch = pn.io.hold  # one websocket message (one redraw) per generation
         await state.regenerate_async()
-        if request != self._latest:
-            return
-        self.message.visible, self.busy.value = False, False
-        self._build(workspace, state)
+        views = await loop.run_in_executor(LOAD_POOL, self._views, workspace, state)
+        if request == self._latest:
+            self._show(state, views)
 
     async def open_dataset(self) -> None:
         """A dataset was picked: offer the models trained on data of its shape (read off the loop), open them."""

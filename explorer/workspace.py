@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +71,14 @@ class Workspace:
     decoder: BehaviourDecoder
     models: dict[str, ModelView]
     neuron_order: np.ndarray  # neurons sorted by preferred target angle
-    smoothed: np.ndarray  # (trials, bins, neurons) recorded rates, smoothed as the decoder reads them
     real_paths: np.ndarray  # (trials, bins, 2) recorded hand position
     targets: pd.DataFrame  # unique targets with a held-out flag
     load_seconds: float
-    rate_ceiling: float = 1.0  # 99th percentile of the recorded smoothed rates: one colour scale for every heatmap
+    rate_ceiling: float = 1.0  # 99th percentile of the smoothed recorded rates (of ~200 trials): one colour scale
+
+    def recorded_rates(self, trial: int) -> np.ndarray:
+        """(bins, neurons) recorded rates of one trial, smoothed as the decoder reads them (spikes/s)."""
+        return smoothed_rates(self.data.spikes[trial], self.data.bin_ms, self.decoder.sigma_ms)
 
 
 def model_folders(models_dir: Path) -> dict[str, Path]:
@@ -124,38 +128,38 @@ def load_workspace(models_dir: str | os.PathLike, data_path: str | os.PathLike, 
     if np.isnan(behaviour).any():
         raise GnocchiError(f"{data_path}: the explorer needs {list(VARIABLES)} on every trial")
     train = data.heldin_conditions("train")
-    models, decoder = {}, None
     folders = model_folders(Path(models_dir))
     unknown = set(names or ()) - set(folders)
     if unknown:
         raise GnocchiError(f"{models_dir}: no model folder(s) {sorted(unknown)}")
-    for name, folder in folders.items():
-        if names is not None and name not in names:
-            continue
-        model = load_model(folder, device=device)
+    picked = {name: folder for name, folder in folders.items() if names is None or name in names}
+
+    def view(name: str) -> ModelView:
+        model = load_model(picked[name], device=device)
         if (model.n_bins, model.n_neurons) != (data.n_bins, data.n_neurons):
-            raise GnocchiError(f"{folder}: trained on {model.n_bins} bins × {model.n_neurons} neurons, but "
+            raise GnocchiError(f"{picked[name]}: trained on {model.n_bins} bins × {model.n_neurons} neurons, but "
                                f"{data_path} has {data.n_bins} × {data.n_neurons}")
-        decoder = decoder or load_decoder(folder, data)
         codes = model.encode(data)
         axes, _ = behaviour_axes(codes[train], behaviour[train])
         pc_axes, _, pc_mean = principal_axes(codes, N_PCS)
         pcs = (codes - pc_mean) @ pc_axes.T
-        model.generate(codes[:1], seed=0)  # warm-up: the first call pays one-off costs (~2 s), not a user
-        models[name] = ModelView(name, model, codes, axes, pc_axes, pcs.std(axis=0), pc_mean, pcs)
+        return ModelView(name, model, codes, axes, pc_axes, pcs.std(axis=0), pc_mean, pcs)
+
+    with ThreadPoolExecutor(max(1, len(picked))) as pool:  # encoders overlap: their kernels release the GIL
+        models = dict(zip(picked, pool.map(view, picked)))
     if not models:
         raise GnocchiError("no model selected")
-    smoothed = smoothed_rates(data.spikes, data.bin_ms, decoder.sigma_ms)
-    return Workspace(data, decoder, models,
-                     preferred_target_order(smoothed, info["reach_angle"].to_numpy()), smoothed,
+    decoder = load_decoder(next(iter(picked.values())), data)
+    some = smoothed_rates(data.spikes[::max(1, data.n_trials // 200)], data.bin_ms, decoder.sigma_ms)
+    return Workspace(data, decoder, models, preferred_target_order(data.spikes, info["reach_angle"].to_numpy()),
                      data.behavior.get("hand_pos", np.zeros((data.n_trials, data.n_bins, 2))),
                      target_table(info), time.perf_counter() - start,
-                     float(np.percentile(smoothed[::max(1, len(smoothed) // 200)], 99)) or 1.0)
+                     float(np.percentile(some, 99)) or 1.0)
 
 
-def preferred_target_order(rates: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Neurons sorted by preferred reach angle (cosine tuning of their mean rate), for readable rasters."""
-    mean = rates.mean(axis=1)  # (trials, neurons)
+def preferred_target_order(counts: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Neurons sorted by preferred reach angle (cosine tuning of their mean count), for readable rasters."""
+    mean = counts.mean(axis=1, dtype=np.float64)  # (trials, neurons)
     design = np.column_stack([np.cos(angles), np.sin(angles), np.ones_like(angles)])
     coef, *_ = np.linalg.lstsq(design, mean, rcond=None)
     return np.argsort(np.arctan2(coef[1], coef[0]))

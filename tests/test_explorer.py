@@ -197,3 +197,26 @@ def test_picker_offers_configured_datasets_and_only_matching_models(tmp_path):
     assert set(app.state.workspace.models) == {"lfads"}
     app.dataset.value = data_dir / "other.h5"  # no model was trained on it: say so, keep the page
     assert app.message.visible and "no trained model" in app.message.object
+
+
+def test_settings_changed_together_regenerate_once(workspace, monkeypatch):
+    from explorer.views import Controls
+
+    state = NavigationState(workspace)
+    controls = Controls(state)
+    requests = []
+    monkeypatch.setattr("panel.state.execute", lambda callback: requests.append(callback))
+    state.param.update(samples=2, steps=5, seed=3)  # param hands the watcher all three events at once
+    state.param.update(lock=False, drive="lfads")
+    assert len(requests) == 1 and controls.sliders["target_x"].value == pytest.approx(state.value("target_x"))
+
+
+def test_the_server_keeps_at_most_two_workspaces():
+    from explorer.app import WORKSPACES_KEPT, shared_workspace
+
+    assert WORKSPACES_KEPT == 2
+    first = shared_workspace(str(DEFAULT_MODELS), str(DEFAULT_DATA), ("lfads",))
+    assert shared_workspace(str(DEFAULT_MODELS), str(DEFAULT_DATA), ("lfads",)) is first  # cached
+    shared_workspace(str(DEFAULT_MODELS), str(DEFAULT_DATA), ("lfads_ic",))
+    shared_workspace(str(DEFAULT_MODELS), str(DEFAULT_DATA), ("lfads", "lfads_ic"))  # a third: the oldest goes
+    assert shared_workspace(str(DEFAULT_MODELS), str(DEFAULT_DATA), ("lfads",)) is not first

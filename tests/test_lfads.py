@@ -240,6 +240,10 @@ def test_encode_and_generate_shapes_and_units(trained, data):
     scrambled = data.spikes[:3].copy()
     scrambled[:, :, data.heldout_neurons] = 7
     np.testing.assert_array_equal(model.encode(scrambled), model.encode(data.spikes[:3]))
+    # encoding skips the controller-input encoder: the same IC means as the full encoder pass
+    with torch.no_grad():
+        full = model.net.encoder(model.net.heldin(torch.as_tensor(test.spikes[:4], dtype=torch.float32)))[0]
+    np.testing.assert_allclose(model.encode(test.spikes[:4]), full.numpy(), rtol=1e-6, atol=1e-7)
     recon = model.reconstruct(test, samples=5)
     assert recon.shape == test.spikes.shape and 0.3 * data.mean_rate_hz() < recon.mean() < 3 * data.mean_rate_hz()
 

@@ -40,12 +40,12 @@ class Activity(pn.viewable.Viewer):
             return image(np.random.default_rng(self.state.seed).poisson(generation.samples[0] * bin_s), order)
         return image(generation.rates, order)
 
-    def _update(self, event=None) -> None:
+    def _update(self, *events) -> None:
         data = self._image()
         if data is None:
             return
         self.source.data["image"] = [data]
-        if event is not None and event.name == "show_spikes":
+        if any(event.name == "show_spikes" for event in events):
             self._mapper.high = 2.0 if self.state.show_spikes else self._high
             self._bar.title = SPIKE_LABEL if self.state.show_spikes else RATE_LABEL
         self.figure.title.text = self._title()
@@ -71,7 +71,7 @@ class ReferenceActivity(pn.viewable.Viewer):
 
     def _update(self, event=None) -> None:
         ws = self.state.workspace
-        self.source.data["image"] = [image(ws.smoothed[self.state.reference], ws.neuron_order)]
+        self.source.data["image"] = [image(ws.recorded_rates(self.state.reference), ws.neuron_order)]
         self.figure.title.text = self._title()
 
     def __panel__(self):

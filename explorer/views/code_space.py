@@ -93,7 +93,7 @@ class CodeSpace(pn.viewable.Viewer):
         self._mapper.update(low=low, high=high)
         self._colourbar.title = VARIABLE_LABELS[self.state.colour_by]
 
-    def _reprojected(self, event=None) -> None:
+    def _reprojected(self, *events) -> None:
         for kind, source in self.sources.items():
             source.data.update(self._xy(self._rows[kind]))
         self._moved_reference()

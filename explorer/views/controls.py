@@ -82,13 +82,14 @@ class Controls(pn.viewable.Viewer):
         self._show_driven()
         pn.state.execute(self.state.regenerate_async)
 
-    def _settings_changed(self, event) -> None:
-        if event.name == "reference":
+    def _settings_changed(self, *events) -> None:
+        """Regenerate once however many settings changed together; a new reference also resets the sliders."""
+        if any(event.name == "reference" for event in events):
             self._reset()
         else:
             pn.state.execute(self.state.regenerate_async)
 
-    def _show_driven(self, event=None) -> None:
+    def _show_driven(self, *events) -> None:
         """Show the driven model's commanded values (they differ between models once unlocked). Sets
         ``value`` only, not ``value_throttled``, so this regenerates nothing."""
         for axis, slider in self.sliders.items():

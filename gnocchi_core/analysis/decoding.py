@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import RidgeCV
 
 from ..data.preprocessing import smoothed_rates
 from ..data.trialdata import TrialData
@@ -58,6 +57,8 @@ class BehaviourDecoder:
             smoothed_rates(data.spikes, data.bin_ms, sigma_ms)
         target = np.concatenate([data.behavior[f] for f in fields], axis=-1)
         x, y = rates.reshape(-1, rates.shape[-1]), target.reshape(-1, target.shape[-1])
+        from sklearn.linear_model import RidgeCV  # here, not at import: decoding needs no sklearn
+
         ridge = RidgeCV(alphas=ALPHAS, store_cv_results=True).fit(x, y)
         loo = ridge.cv_results_[:, :, list(ALPHAS).index(ridge.alpha_)]  # (samples, outputs) squared errors
         fit_r2 = float(np.mean(1 - loo.sum(0) / ((y - y.mean(0)) ** 2).sum(0)))

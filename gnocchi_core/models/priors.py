@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.mixture import GaussianMixture
 
 
 @dataclass
@@ -22,6 +21,8 @@ class CodeMixture:
     @classmethod
     def fit(cls, codes: np.ndarray, n_components: int, seed: int = 0) -> "CodeMixture":
         k = max(1, min(n_components, len(codes) // 5))
+        from sklearn.mixture import GaussianMixture  # here, not at import: loading a model needs no sklearn
+
         gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(codes)
         return cls(gmm.weights_, gmm.means_, np.linalg.cholesky(gmm.covariances_))
 

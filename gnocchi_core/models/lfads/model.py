@@ -318,7 +318,7 @@ class LfadsModel(ModelFolder):
         generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
         codes = []
         for chunk in counts.split(BATCH):
-            mean, std, _ = self.net.encoder(self.net.heldin(chunk.to(self.device)))
+            mean, std, _ = self.net.encoder(self.net.heldin(chunk.to(self.device)), ic_only=True)
             if sample:
                 mean = mean + std * torch.randn(mean.shape, generator=generator).to(self.device)
             codes.append(mean.cpu())

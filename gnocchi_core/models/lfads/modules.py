@@ -104,17 +104,18 @@ class Encoder(nn.Module):
         nn.init.zeros_(self.ic_linear.bias)
         self.ci_enc = BidirectionalGRU(n_inputs, ci_enc_dim) if ci_enc_dim > 0 else None
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """x (trials, bins, held-in neurons) → ic_mean, ic_std (trials, ic_dim), ci (bins, trials, 2·ci_enc_dim)."""
+    def forward(self, x: Tensor, ic_only: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
+        """x (trials, bins, held-in neurons) → ic_mean, ic_std (trials, ic_dim), ci (bins, trials, 2·ci_enc_dim);
+        ``ic_only`` skips the controller-input encoder (ci None): all that encoding a trial to its code needs."""
         batch = x.shape[0]
         x = dropout(x, self.dropout_rate, self.training)
-        grus = [self.ic_enc] + ([self.ci_enc] if self.ci_enc is not None else [])
+        grus = [self.ic_enc] + ([self.ci_enc] if self.ci_enc is not None and not ic_only else [])
         states = kernels.grus(x.transpose(0, 1).contiguous(), [c for g in grus for c in g.chains(batch)], self.clip)
         h_n = torch.cat([states[0][-1], states[1][0]], 1)  # each direction's last step
         ic_params = self.ic_linear(dropout(h_n, self.dropout_rate, self.training))
         ic_mean, ic_logvar = torch.split(ic_params, self.ic_dim, dim=1)
         ic_std = torch.sqrt(torch.exp(ic_logvar) + self.ic_post_var_min)
-        if self.ci_enc is None:
+        if self.ci_enc is None or ic_only:
             return ic_mean, ic_std, None
         fwd, bwd = states[2], states[3]
         lag = self.ci_lag

@@ -1,0 +1,471 @@
+"""Slider release → plots repainted, in headless Chromium: the explorer beside a tiny reference Panel app.
+
+    python benchmarks/explorer_latency.py [--releases 30] [--sessions 8] [--rounds 5]
+                                          [--samples N] [--steps N] [--threads N] [--json OUT.json]
+
+One process, so both apps share the machine's noise: (1) a reference app, a FloatSlider whose
+``value_throttled`` gives three small Bokeh line plots new data in one ``pn.io.hold()``; (2) the
+explorer, one session: first page (server start → every plot painted and the first generation
+drawn), then ``--releases`` releases of the ``target x (cm)`` slider after 2 warm-up ones; (3) the
+explorer with ``--sessions`` pages (a browser context each) whose keydowns fire at one instant,
+1 warm-up round and ``--rounds`` timed rounds; (4) the first page of both apps under ``panel serve``
+in a process of its own, as a user starts them (process start → listening → every plot painted).
+Needs the shipped assets and /usr/bin/chromium.
+
+A release is one arrow-key keydown on the slider handle (noUiSlider fires ``change`` per key, so
+each sends ``value_throttled``), timed in the page (``performance.now()``) from the ``keydown`` to
+the last repaint, after the first server-originated document change (``ev.sync === false`` in
+``Bokeh.documents[0].on_change``), of every plot the update touches (``codes-``, ``activity-``,
+``reach-{model}``). Repaints come from each plot view's ``repainted`` signal (views found with
+``Bokeh.index.query``, looked up again after server changes: the explorer may build its views after
+the page loads); without that signal, "server change + two animation frames". Also reported: when
+each plot first repainted after the last change to its own glyphs' data (new data on screen, before
+any later layout-only repaint). Between releases the page must be quiet: no server change for
+150 ms and ``app.state.busy`` false. ERROR records of the bokeh/tornado/panel/asyncio loggers and
+browser console/page errors are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import statistics
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+SLIDER, QUIET_MS, WARMUP, REFERENCE_PLOTS = "target x (cm)", 150, 2, ["ref-a", "ref-b", "ref-c"]
+T0 = time.perf_counter()
+EXPLORER_PLOTS = [f"{kind}-{m}" for m in ("gnocchi", "lfads", "lfads_ic") for kind in ("codes", "activity", "reach")] + [
+    "reference-activity"]  # the default models' plots
+
+# Added with add_init_script, so it is in the page from the start; hooks into Bokeh once it has a document.
+PROBE_JS = r"""(() => {
+  const L = window.__lat = {keys: [], changes: [], kinds: [], ids: [], paints: {}, seen: {}, sources: {},
+                            views: new WeakSet(), fallback: new Set(), doc: null, pending: false};
+  const record = (name, t) => (L.paints[name] ??= []).push(t);
+  window.addEventListener('keydown', () => L.keys.push(performance.now()), true);
+  L.connect = () => {
+    if (!(window.Bokeh && Bokeh.index && Bokeh.documents && Bokeh.documents.length)) return false;
+    if (L.doc !== Bokeh.documents[0]) {
+      L.doc = Bokeh.documents[0];
+      L.doc.on_change((ev) => {
+        if (ev.sync !== false) return;                          // only changes that came from the server
+        const model = ev.model ?? ev.column_source;
+        L.changes.push(performance.now());
+        L.ids.push(model ? model.id : null);
+        L.kinds.push(model ? `${model.type}.${ev.attr ?? ev.constructor.name}` : ev.constructor.name);
+        if (!L.pending) L.pending = setTimeout(() => { L.pending = false; L.connect(); }, 0);  // new views?
+        if (L.fallback.size) requestAnimationFrame(() => requestAnimationFrame(() => {
+          for (const n of L.fallback) record(n, performance.now()); }));
+      });
+    }
+    const Plot = Bokeh.Models.get('Plot');
+    for (const v of Bokeh.index.query(v => v.model instanceof Plot && v.model.name != null)) {
+      if (L.views.has(v)) continue;
+      const name = v.model.name;
+      L.views.add(v);
+      L.sources[name] = new Set(v.model.renderers.map(r => r.data_source?.id));   // its glyphs' data
+      if (v.has_finished()) L.seen[name] ??= performance.now();      // painted before we found it
+      if (v.repainted && v.repainted.connect) v.repainted.connect(() => record(name, performance.now()));
+      else L.fallback.add(name);
+    }
+    return true;
+  };
+  L.timer = setInterval(L.connect, 20);                       // until the page is first ready
+})();"""
+
+READY_JS = r"""([names, quiet]) => {
+  const L = window.__lat, now = performance.now();
+  if (!L.connect() || !L.doc.is_idle || now - (L.changes.at(-1) ?? 0) < quiet) return null;
+  const drawn = names.map(n => Math.max(L.seen[n] ?? -1, ...(L.paints[n] ?? [])));
+  if (drawn.some(t => t < 0)) return null;
+  clearInterval(L.timer);
+  return {drawn: Math.max(...drawn), now};
+}"""
+
+RESULT_JS = r"""([k, names, quiet]) => {
+  const L = window.__lat, key = L.keys[k], now = performance.now();
+  const i = key == null ? -1 : L.changes.findIndex(t => t >= key);
+  if (i < 0 || now - L.changes.at(-1) < quiet) return null;
+  const first = L.changes[i], paints = names.map(n => (L.paints[n] ?? []).filter(t => t >= first));
+  const last = paints.map(ts => Math.max(-1, ...ts));
+  const data = names.map((n, p) => {     // first repaint after the last change to the plot's glyphs' data
+    const j = L.ids.findLastIndex((id, j) => j >= i && L.sources[n]?.has(id));
+    return j < 0 ? -1 : (paints[p].find(t => t >= L.changes[j]) ?? -1); });
+  return {key, first, last_change: L.changes.at(-1), end: Math.max(...last), drawn: Math.max(...data),
+          once: Math.max(...paints.map(ts => ts.length ? ts[0] : -1)), first_kind: L.kinds[i],
+          last_kind: L.kinds.at(-1), wall: performance.timeOrigin + key, now,
+          missing: names.filter((n, p) => last[p] < 0 || data[p] < 0)};
+}"""
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - T0:6.1f} s] {msg}", flush=True)
+
+
+def reference_app():
+    """Three small line plots; releasing the slider gives each new data, in one hold."""
+    import panel as pn
+    from bokeh.plotting import figure
+
+    x = np.linspace(0, 10, 200)
+    figs = [figure(name=name, width=300, height=220, toolbar_location=None) for name in REFERENCE_PLOTS]
+    sources = [f.line(x, np.sin(x)).data_source for f in figs]
+    slider = pn.widgets.FloatSlider(name=SLIDER, start=-10, end=10, step=0.25, value=0.0, width=260)
+
+    def update(event):
+        with pn.io.hold():
+            for k, source in enumerate(sources):
+                source.data = {"x": x, "y": np.sin(x * (k + 1) + event.new)}
+    slider.param.watch(update, "value_throttled")
+    return pn.Column(slider, pn.Row(*[pn.pane.Bokeh(f) for f in figs]))
+
+
+def capture_server_errors() -> list[str]:
+    """ERROR records of the server's loggers (exceptions in callbacks and message handling) as strings."""
+    records: list[str] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: records.append(f"{record.name}: {record.getMessage()[:200]}" + (
+        f" -> {record.exc_info[0].__name__}: {record.exc_info[1]}" if record.exc_info else ""))
+    for name in ("bokeh", "tornado", "panel", "asyncio"):
+        logging.getLogger(name).addHandler(handler)
+    return records
+
+
+def serve(make, made: list):
+    """Serve ``make`` in a background thread; each session's (object, document) is appended to ``made``."""
+    import panel as pn
+    from panel.io.server import serve as panel_serve
+    from panel.io.state import state
+
+    def factory():
+        obj = make()
+        made.append((obj, pn.state.curdoc))
+        return obj
+    sid = uuid.uuid4().hex
+    thread = panel_serve({"app": factory}, port=0, address="127.0.0.1", threaded=True, show=False, start=True,
+                         verbose=False, websocket_origin=["127.0.0.1", "localhost"], liveness=True, server_id=sid)
+    deadline = time.monotonic() + 30
+    while sid not in state._servers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    base = f"http://127.0.0.1:{state._servers[sid][0].port}"          # port=0: the OS picked it
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
+    while True:
+        try:
+            with opener.open(f"{base}/liveness", timeout=2):
+                return thread, f"{base}/app"
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def served_first_page(browser, script: Path, names: list[str], errors: list) -> tuple[float, float]:
+    """``panel serve SCRIPT`` in its own process, as a user starts it: seconds from the process start to the
+    server listening, and from listening to ``names`` all painted (the explorer's appear with its first
+    generation). The browser is already running, so its own start-up is not counted."""
+    import socket
+    import subprocess
+    import tempfile
+
+    with socket.socket() as probe:  # a free port (panel serve cannot print the one it would pick for 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryFile("w+") as out:  # a file, not a pipe: nothing blocks however much it logs
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(script), "--port", str(port),
+                                 "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            return _first_page(browser, proc, out, started, names, errors)
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+def _first_page(browser, proc, out, started: float, names: list[str], errors: list) -> tuple[float, float]:
+    while True:
+        out.seek(0)
+        found = re.search(r"running at: (http://\S+)", out.read())
+        if found:
+            listening = time.perf_counter()
+            break
+        if proc.poll() is not None:
+            out.seek(0)
+            raise RuntimeError(f"panel serve exited with {proc.returncode}: {out.read()[-500:]}")
+        time.sleep(0.01)
+    page = open_page(browser, found.group(1), errors)
+    drawn = wait_ready(page, lambda: names)[1]
+    page.context.close()
+    return listening - started, drawn - listening
+
+
+def open_page(browser, url: str, errors: list):
+    """A page in its own context, with the probe, that talks to nothing but localhost."""
+    def local(u):
+        return urlsplit(u).scheme in ("data", "blob", "about") or urlsplit(u).hostname in ("127.0.0.1", "localhost")
+
+    def console(msg):  # console errors, minus SwiftShader chatter and the external requests aborted here
+        if msg.type == "error" and "GL Driver" not in msg.text and local((msg.location or {}).get("url") or url):
+            errors.append(f"console: {msg.text}")
+    ctx = browser.new_context(viewport={"width": 1800, "height": 1300})
+    ctx.route("**/*", lambda route: route.continue_() if local(route.request.url) else route.abort())
+    ctx.add_init_script(PROBE_JS)
+    page = ctx.new_page()
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on("console", console)
+    page.goto(url, timeout=180_000)
+    return page
+
+
+def wait_ready(page, names_of, timeout: float = 180) -> tuple[float, float]:
+    """Poll until the plots ``names_of()`` lists (None while the app is not ready) are all painted and the
+    page is quiet; return the perf_counter times ``names_of()`` was first seen and of the last paint."""
+    deadline, seen = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        names = names_of()
+        seen = seen or (names and time.perf_counter())
+        got = names and page.evaluate(READY_JS, [names, QUIET_MS])
+        if got:
+            return seen, time.perf_counter() - (got["now"] - got["drawn"]) / 1000
+        page.wait_for_timeout(30)
+    raise TimeoutError(f"page not ready within {timeout} s")
+
+
+def explorer_names(apps):
+    """The explorer's plot names once every app in ``apps`` has its first generation, else None."""
+    states = [getattr(app, "state", None) for app, _ in apps]
+    if not states or any(s is None or not s.generations or s.busy for s in states):
+        return None
+    kinds = ("codes", "activity", "reach")
+    return [f"{kind}-{m}" for m in states[0].workspace.models for kind in kinds] + ["reference-activity"]
+
+
+def slider_handle(page):
+    title = page.locator(".bk-slider-title", has_text=re.compile(r"^\s*" + re.escape(SLIDER)))
+    return page.locator(".bk-input-group", has=title).locator(".noUi-handle").first
+
+
+def key_for(i: int) -> str:
+    return "ArrowRight" if (i // 4) % 2 == 0 else "ArrowLeft"   # never runs into the slider's end
+
+
+def press_at_once(pages, key: str) -> None:
+    """A keydown on every page's slider handle at one wall-clock instant (a timer in each page);
+    Playwright presses one after another land ~30 ms apart each on this machine."""
+    handles = [slider_handle(p).element_handle() for p in pages]
+    at = time.time() * 1000 + 50 + 30 * len(pages)
+    for h in handles:
+        h.evaluate("(h, [key, at]) => setTimeout(() => h.dispatchEvent(new KeyboardEvent('keydown', "
+                   "{key, bubbles: true, composed: true, cancelable: true})), at - Date.now())", [key, at])
+
+
+def press_and_time(pages, press, busy, names, timeout: float = 60) -> list[dict]:
+    """Call ``press()`` (one keydown per page), wait until every page's update is painted and quiet;
+    return one timing dict per page (ms from its keydown, in that page's clock)."""
+    counts = [p.evaluate("() => { __lat.connect(); return __lat.keys.length; }") for p in pages]
+    press()
+    results: list = [None] * len(pages)
+    deadline = time.monotonic() + timeout
+    while None in results:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no quiet repaint within {timeout} s: {results}")
+        pages[0].wait_for_timeout(30)
+        for i, page in enumerate(pages):
+            if results[i] is None and not busy():
+                r = page.evaluate(RESULT_JS, [counts[i], names, QUIET_MS])
+                if r and (not r["missing"] or r["now"] - r["last_change"] > 3000):  # give up on those after 3 s
+                    results[i] = r
+    return [dict(r, **{f"{k}_ms": r[k] - r["key"] for k in ("end", "first", "last_change", "once", "drawn")})
+            for r in results]
+
+
+def summary(xs) -> dict:
+    return {"n": len(xs), "p50": statistics.median(xs), "p95": float(np.percentile(xs, 95)),
+            "min": min(xs), "max": max(xs)}
+
+
+def summarise(rows: list[dict]) -> dict:
+    out = {k: summary([r[k] for r in rows]) for k in ("end_ms", "first_ms", "last_change_ms", "once_ms", "drawn_ms")}
+    out.update(first_change=statistics.mode([r["first_kind"] for r in rows]),
+               last_change=statistics.mode([r["last_kind"] for r in rows]),
+               missing=sorted({m for r in rows for m in r["missing"]}))
+    return out
+
+
+def release_series(page, n: int, busy, names, generation_ms=None) -> dict:
+    """``n`` timed releases (after ``WARMUP``), one at a time, waiting for quiet in between."""
+    rows, gen = [], []
+    for i in range(n + WARMUP):
+        slider_handle(page).focus()
+        rows += press_and_time([page], lambda: page.keyboard.press(key_for(i)), busy, names)
+        gen += [generation_ms()] if generation_ms else []
+    return dict(summarise(rows[WARMUP:]), **({"generation_ms": summary(gen[WARMUP:])} if gen else {}))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--releases", type=int, default=30, help="timed releases, one session (default 30)")
+    parser.add_argument("--sessions", type=int, default=8, help="pages at once (default 8; 0 skips)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds with all pages (default 5)")
+    parser.add_argument("--samples", type=int, help="set app.state.samples (default: the explorer's)")
+    parser.add_argument("--steps", type=int, help="set app.state.steps (default: the explorer's)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    import torch
+    from panel.io.state import set_curdoc
+    from playwright.sync_api import sync_playwright
+
+    from explorer.app import ExplorerApp
+    from explorer.workspace import ExplorerConfig
+    from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    errors, server_errors = [], capture_server_errors()
+    settings = {k: v for k, v in (("samples", args.samples), ("steps", args.steps)) if v is not None}
+    res: dict = {"threads": torch.get_num_threads()}
+
+    def configure(apps, pages):
+        """Apply --samples/--steps on each session's own event loop, then wait for the redraw."""
+        for app, doc in apps if settings else []:
+            def apply(app=app, doc=doc):
+                with set_curdoc(doc):
+                    for name, value in settings.items():  # one at a time, as from the settings widgets
+                        setattr(app.state, name, value)
+            doc.add_next_tick_callback(apply)  # the one thread-safe Document method
+        while any(getattr(a.state, k) != v for a, _ in apps for k, v in settings.items()):
+            pages[0].wait_for_timeout(20)
+        for page in pages if settings else []:
+            wait_ready(page, lambda: explorer_names(apps))
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        log("reference app: serving")
+        start = time.perf_counter()
+        thread, url = serve(reference_app, [])
+        page = open_page(browser, url, errors)
+        res["reference_first_page_s"] = wait_ready(page, lambda: REFERENCE_PLOTS)[1] - start
+        log(f"reference app: first page {res['reference_first_page_s']:.2f} s; {args.releases} releases")
+        res["reference"] = release_series(page, args.releases, lambda: False, REFERENCE_PLOTS)
+        page.context.close()
+        thread.stop()
+        log("reference app and explorer under `panel serve`: first page")
+        res["served_reference"] = served_first_page(browser, Path(__file__), REFERENCE_PLOTS, errors)
+        res["served_explorer"] = served_first_page(browser, ROOT / "explorer" / "app.py", EXPLORER_PLOTS, errors)
+
+        log("explorer: serving")
+        apps: list = []
+        start = time.perf_counter()
+        thread, url = serve(lambda: ExplorerApp(ExplorerConfig(DEFAULT_MODELS, DEFAULT_DATA)), apps)
+        try:
+            page = open_page(browser, url, errors)
+            seen, drawn = wait_ready(page, lambda: explorer_names(apps))
+            res["explorer_first_page_s"], res["explorer_server_ready_s"] = drawn - start, seen - start
+            state = apps[0][0].state
+            res["workspace_load_s"] = getattr(state.workspace, "load_seconds", None)
+            res["defaults"] = {"samples": state.samples, "steps": state.steps}
+            names = [n for n in explorer_names(apps) if n != "reference-activity"]  # a release leaves it alone
+            log(f"explorer: first page {res['explorer_first_page_s']:.2f} s; defaults {res['defaults']}"
+                + (f", setting {settings}" if settings else ""))
+            configure(apps, [page])
+            res["settings"] = {"samples": state.samples, "steps": state.steps}
+            res["device"] = next(iter(state.generations.values())).device
+            log(f"explorer, 1 session: {args.releases} releases (+{WARMUP} warm-up)")
+            res["explorer"] = release_series(
+                page, args.releases, lambda: state.busy, names,
+                generation_ms=lambda: 1000 * sum(g.seconds for g in state.generations.values()))
+            page.context.close()
+
+            if args.sessions:
+                log(f"explorer, {args.sessions} sessions: opening pages")
+                first = len(apps)
+                pages = [open_page(browser, url, errors) for _ in range(args.sessions)]
+                multi = apps[first:]
+                for p in pages:
+                    wait_ready(p, lambda: explorer_names(multi))
+                configure(multi, pages)
+                log(f"explorer, {args.sessions} sessions: 1 warm-up + {args.rounds} rounds")
+                rows, spreads, gen = [], [], []
+                for r in range(args.rounds + 1):
+                    got = press_and_time(pages, lambda: press_at_once(pages, key_for(r)),
+                                         lambda: any(a.state.busy for a, _ in multi), names, 120)
+                    if r:
+                        rows += got
+                        spreads.append(max(g["wall"] for g in got) - min(g["wall"] for g in got))
+                        gen += [1000 * sum(g.seconds for g in a.state.generations.values()) for a, _ in multi]
+                res["multi"] = dict(summarise(rows), key_spread_ms=summary(spreads), generation_ms=summary(gen))
+                for p in pages:
+                    p.context.close()
+        finally:
+            thread.stop()
+            browser.close()
+    res["server_errors"], res["browser_errors"] = server_errors, errors
+    report(res, args, len(names))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+        print(f"wrote {args.json}")
+    return res
+
+
+def fmt(s: dict) -> str:
+    return f"p50 {s['p50']:4.0f} ms   p95 {s['p95']:4.0f}   min {s['min']:4.0f}   max {s['max']:4.0f}   (n {s['n']})"
+
+
+def breakdown(s: dict) -> str:
+    p50 = {k: f"{v['p50']:.0f} ms" for k, v in s.items() if k.endswith("_ms")}
+    return (f"keydown → first server change {p50['first_ms']} ({s['first_change']}), → last server change "
+            f"{p50['last_change_ms']} ({s['last_change']}), → every plot painted once {p50['once_ms']}, → every "
+            f"plot painted after its last data change {p50['drawn_ms']}, → last repaint {p50['end_ms']}"
+            + (f"; generation on the server (all models, per session) {p50['generation_ms']}" if "generation_ms" in s
+               else ""))
+
+
+def report(res: dict, args, n_plots: int) -> None:
+    ref, one, load = res["reference"], res["explorer"], res["workspace_load_s"]
+    print(f"\n== slider release → plots repainted, headless Chromium; explorer on {res['device']}, "
+          f"{res['threads']} torch threads ==\n"
+          f"explorer settings {res['settings']} (its defaults: {res['defaults']})\n"
+          "first page, server start → all plots painted (explorer: and its first generation drawn):\n"
+          f"  reference {res['reference_first_page_s']:.2f} s   explorer {res['explorer_first_page_s']:.2f} s "
+          f"(first generation on the server at {res['explorer_server_ready_s']:.2f} s"
+          + (f", workspace load {load:.2f} s)" if load is not None else ")") + "\n"
+          "first page under `panel serve` (process start → listening; listening → all plots painted):\n"
+          f"  reference {res['served_reference'][0]:.2f} s; {res['served_reference'][1]:.2f} s   explorer "
+          f"{res['served_explorer'][0]:.2f} s; {res['served_explorer'][1]:.2f} s\n"
+          f"1 session, keydown → last repaint ({args.releases} releases after {WARMUP} warm-up):\n"
+          f"  reference app (3 plots)  {fmt(ref['end_ms'])}\n"
+          f"  explorer ({n_plots} plots)       {fmt(one['end_ms'])}\n"
+          f"  medians, reference: {breakdown(ref)}\n"
+          f"  medians, explorer:  {breakdown(one)}")
+    if "multi" in res:
+        m = res["multi"]
+        print(f"{args.sessions} explorer sessions at once, keydown → that page's last repaint ({args.rounds} rounds "
+              f"after 1 warm-up; keydowns spread over p50 {m['key_spread_ms']['p50']:.0f} ms):\n"
+              f"  explorer                 {fmt(m['end_ms'])}\n  medians: {breakdown(m)}")
+    missing = sorted(set(one["missing"]) | set(res.get("multi", {}).get("missing", [])))
+    print(f"plots not repainted, or with no data change, on some release: {missing or 'none'}")
+    for what, errs in (("server errors logged", res["server_errors"]), ("browser errors", res["browser_errors"])):
+        print(f"{what}: {len(errs)}" + "".join(f"\n  {e}" for e in errs[:10]))
+
+
+if __name__ == "__main__":
+    main()
+elif __name__.startswith("bokeh"):  # `panel serve benchmarks/explorer_latency.py`: the reference app alone
+    reference_app().servable()
