@@ -31,7 +31,7 @@ pn.extension(sizing_mode="fixed", notifications=False)
 
 WORKSPACES_KEPT = 2  # (dataset, models) combinations held in memory per server; the oldest is dropped
 LOAD_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="explorer-load")  # loading and building views
-SPINNER_AFTER_MS = 500
+SLOW_MS = 500
 LOADING = threading.Lock()  # one workspace load at a time: a second session asking for it finds it cached
 
 
@@ -56,7 +56,8 @@ class ExplorerApp(pn.viewable.Viewer):
         self.dataset = pn.widgets.Select(label="dataset", options={p.name: p for p in datasets},
                                          value=datasets[0], width=260)
         self.models = pn.widgets.MultiChoice(label="models", width=260)
-        self.busy = pn.indicators.LoadingSpinner(value=True, size=24)
+        self.busy = pn.indicators.LoadingSpinner(value=True, size=24)  # loading a workspace
+        self.generating = pn.pane.HTML("", width=110, height=24, styles={"color": "#666"})  # a slow generation
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, width=900)
         self.body = pn.Row(pn.pane.Markdown("Loading the dataset and models…"))
         self.state: NavigationState | None = None
@@ -69,7 +70,8 @@ class ExplorerApp(pn.viewable.Viewer):
         self.models.param.watch(self._picked_models, "value")
         header = pn.Row(pn.pane.Markdown(
             "# GNOCCHI Explorer  \nDrag a slider and release to generate; click a code to make its trial the "
-            f"reference. Models from `{self.config.models_dir}`.", width=700), self.dataset, self.models, self.busy)
+            f"reference. Models from `{self.config.models_dir}`.", width=700), self.dataset, self.models, self.busy,
+            self.generating)
         self._layout = pn.Column(header, self.message, self.body)
         if serving():  # start loading now: the browser fetches the page and BokehJS meanwhile
             self._preload = LOAD_POOL.submit(self._load)
@@ -126,16 +128,17 @@ class ExplorerApp(pn.viewable.Viewer):
         state.param.watch(self._generating, "busy")
 
     def _generating(self, event) -> None:
-        """The spinner shows a generation only once it has taken longer than `SPINNER_AFTER_MS`: a quick one
-        would otherwise cost the browser two extra relayouts and repaints of every plot."""
+        """A generation is announced in words once it has taken longer than `SLOW_MS` (queued behind other
+        sessions'). Not with the spinner: toggling it relaid out and repainted every plot in the page, which
+        with eight sessions at once cost more than the generations themselves."""
         if not event.new:
-            self.busy.value = False
+            self.generating.object = ""
         elif serving():
-            pn.state.curdoc.add_timeout_callback(self._still_generating, SPINNER_AFTER_MS)
+            pn.state.curdoc.add_timeout_callback(self._still_generating, SLOW_MS)
 
     def _still_generating(self) -> None:
         if self.state is not None and self.state.busy:
-            self.busy.value = True
+            self.generating.object = "generating…"
 
     def _failed(self, err: GnocchiError) -> None:
         self.message.param.update(object=str(err), visible=True)
