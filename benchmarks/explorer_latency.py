@@ -37,80 +37,20 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-SLIDER, QUIET_MS, WARMUP, REFERENCE_PLOTS = "target x (cm)", 150, 2, ["ref-a", "ref-b", "ref-c"]
+from paint_probe import (CHROMIUM, CHROMIUM_ARGS, open_page, press_and_time, press_at_once,  # noqa: E402
+                         slider_handle, wait_ready)
+
+SLIDER, WARMUP, REFERENCE_PLOTS = "target x (cm)", 2, ["ref-a", "ref-b", "ref-c"]
 T0 = time.perf_counter()
 EXPLORER_PLOTS = [f"{kind}-{m}" for m in ("gnocchi", "lfads", "lfads_ic") for kind in ("codes", "activity", "reach")] + [
     "reference-activity"]  # the default models' plots
 
-# Added with add_init_script, so it is in the page from the start; hooks into Bokeh once it has a document.
-PROBE_JS = r"""(() => {
-  const L = window.__lat = {keys: [], changes: [], kinds: [], ids: [], paints: {}, seen: {}, sources: {},
-                            views: new WeakSet(), fallback: new Set(), doc: null, pending: false};
-  const record = (name, t) => (L.paints[name] ??= []).push(t);
-  window.addEventListener('keydown', () => L.keys.push(performance.now()), true);
-  L.connect = () => {
-    if (!(window.Bokeh && Bokeh.index && Bokeh.documents && Bokeh.documents.length)) return false;
-    if (L.doc !== Bokeh.documents[0]) {
-      L.doc = Bokeh.documents[0];
-      L.doc.on_change((ev) => {
-        if (ev.sync !== false) return;                          // only changes that came from the server
-        const model = ev.model ?? ev.column_source;
-        L.changes.push(performance.now());
-        L.ids.push(model ? model.id : null);
-        L.kinds.push(model ? `${model.type}.${ev.attr ?? ev.constructor.name}` : ev.constructor.name);
-        if (!L.pending) L.pending = setTimeout(() => { L.pending = false; L.connect(); }, 0);  // new views?
-        if (L.fallback.size) requestAnimationFrame(() => requestAnimationFrame(() => {
-          for (const n of L.fallback) record(n, performance.now()); }));
-      });
-    }
-    const Plot = Bokeh.Models.get('Plot');
-    for (const v of Bokeh.index.query(v => v.model instanceof Plot && v.model.name != null)) {
-      if (L.views.has(v)) continue;
-      const name = v.model.name;
-      L.views.add(v);
-      L.sources[name] = new Set(v.model.renderers.map(r => r.data_source?.id));   // its glyphs' data
-      if (v.has_finished()) L.seen[name] ??= performance.now();      // painted before we found it
-      if (v.repainted && v.repainted.connect) v.repainted.connect(() => record(name, performance.now()));
-      else L.fallback.add(name);
-    }
-    return true;
-  };
-  L.timer = setInterval(L.connect, 20);                       // until the page is first ready
-})();"""
-
-READY_JS = r"""([names, quiet]) => {
-  const L = window.__lat, now = performance.now();
-  if (!L.connect() || !L.doc.is_idle || now - (L.changes.at(-1) ?? 0) < quiet) return null;
-  const drawn = names.map(n => Math.max(L.seen[n] ?? -1, ...(L.paints[n] ?? [])));
-  if (drawn.some(t => t < 0)) return null;
-  clearInterval(L.timer);
-  return {drawn: Math.max(...drawn), now};
-}"""
-
-RESULT_JS = r"""([k, names, quiet]) => {
-  const L = window.__lat, key = L.keys[k], now = performance.now();
-  const i = key == null ? -1 : L.changes.findIndex(t => t >= key);
-  if (i < 0 || now - L.changes.at(-1) < quiet) return null;
-  const first = L.changes[i], paints = names.map(n => (L.paints[n] ?? []).filter(t => t >= first));
-  const last = paints.map(ts => Math.max(-1, ...ts));
-  const data = names.map((n, p) => {     // first repaint after the last change to the plot's glyphs' data
-    const j = L.ids.findLastIndex((id, j) => j >= i && L.sources[n]?.has(id));
-    return j < 0 ? -1 : (paints[p].find(t => t >= L.changes[j]) ?? -1); });
-  return {key, first, last_change: L.changes.at(-1), end: Math.max(...last), drawn: Math.max(...data),
-          once: Math.max(...paints.map(ts => ts.length ? ts[0] : -1)), first_kind: L.kinds[i],
-          last_kind: L.kinds.at(-1), wall: performance.timeOrigin + key, now,
-          missing: names.filter((n, p) => last[p] < 0 || data[p] < 0)};
-}"""
 
 
 def log(msg: str) -> None:
@@ -214,38 +154,6 @@ def _first_page(browser, proc, out, started: float, names: list[str], errors: li
     return listening - started, drawn - listening
 
 
-def open_page(browser, url: str, errors: list):
-    """A page in its own context, with the probe, that talks to nothing but localhost."""
-    def local(u):
-        return urlsplit(u).scheme in ("data", "blob", "about") or urlsplit(u).hostname in ("127.0.0.1", "localhost")
-
-    def console(msg):  # console errors, minus SwiftShader chatter and the external requests aborted here
-        if msg.type == "error" and "GL Driver" not in msg.text and local((msg.location or {}).get("url") or url):
-            errors.append(f"console: {msg.text}")
-    ctx = browser.new_context(viewport={"width": 1800, "height": 1300})
-    ctx.route("**/*", lambda route: route.continue_() if local(route.request.url) else route.abort())
-    ctx.add_init_script(PROBE_JS)
-    page = ctx.new_page()
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", console)
-    page.goto(url, timeout=180_000)
-    return page
-
-
-def wait_ready(page, names_of, timeout: float = 180) -> tuple[float, float]:
-    """Poll until the plots ``names_of()`` lists (None while the app is not ready) are all painted and the
-    page is quiet; return the perf_counter times ``names_of()`` was first seen and of the last paint."""
-    deadline, seen = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        names = names_of()
-        seen = seen or (names and time.perf_counter())
-        got = names and page.evaluate(READY_JS, [names, QUIET_MS])
-        if got:
-            return seen, time.perf_counter() - (got["now"] - got["drawn"]) / 1000
-        page.wait_for_timeout(30)
-    raise TimeoutError(f"page not ready within {timeout} s")
-
-
 def explorer_names(apps):
     """The explorer's plot names once every app in ``apps`` has its first generation, else None."""
     states = [getattr(app, "state", None) for app, _ in apps]
@@ -255,43 +163,8 @@ def explorer_names(apps):
     return [f"{kind}-{m}" for m in states[0].workspace.models for kind in kinds] + ["reference-activity"]
 
 
-def slider_handle(page):
-    title = page.locator(".bk-slider-title", has_text=re.compile(r"^\s*" + re.escape(SLIDER)))
-    return page.locator(".bk-input-group", has=title).locator(".noUi-handle").first
-
-
 def key_for(i: int) -> str:
     return "ArrowRight" if (i // 4) % 2 == 0 else "ArrowLeft"   # never runs into the slider's end
-
-
-def press_at_once(pages, key: str) -> None:
-    """A keydown on every page's slider handle at one wall-clock instant (a timer in each page);
-    Playwright presses one after another land ~30 ms apart each on this machine."""
-    handles = [slider_handle(p).element_handle() for p in pages]
-    at = time.time() * 1000 + 50 + 30 * len(pages)
-    for h in handles:
-        h.evaluate("(h, [key, at]) => setTimeout(() => h.dispatchEvent(new KeyboardEvent('keydown', "
-                   "{key, bubbles: true, composed: true, cancelable: true})), at - Date.now())", [key, at])
-
-
-def press_and_time(pages, press, busy, names, timeout: float = 60) -> list[dict]:
-    """Call ``press()`` (one keydown per page), wait until every page's update is painted and quiet;
-    return one timing dict per page (ms from its keydown, in that page's clock)."""
-    counts = [p.evaluate("() => { __lat.connect(); return __lat.keys.length; }") for p in pages]
-    press()
-    results: list = [None] * len(pages)
-    deadline = time.monotonic() + timeout
-    while None in results:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no quiet repaint within {timeout} s: {results}")
-        pages[0].wait_for_timeout(30)
-        for i, page in enumerate(pages):
-            if results[i] is None and not busy():
-                r = page.evaluate(RESULT_JS, [counts[i], names, QUIET_MS])
-                if r and (not r["missing"] or r["now"] - r["last_change"] > 3000):  # give up on those after 3 s
-                    results[i] = r
-    return [dict(r, **{f"{k}_ms": r[k] - r["key"] for k in ("end", "first", "last_change", "once", "drawn")})
-            for r in results]
 
 
 def summary(xs) -> dict:
@@ -311,7 +184,7 @@ def release_series(page, n: int, busy, names, generation_ms=None) -> dict:
     """``n`` timed releases (after ``WARMUP``), one at a time, waiting for quiet in between."""
     rows, gen = [], []
     for i in range(n + WARMUP):
-        slider_handle(page).focus()
+        slider_handle(page, SLIDER).focus()
         rows += press_and_time([page], lambda: page.keyboard.press(key_for(i)), busy, names)
         gen += [generation_ms()] if generation_ms else []
     return dict(summarise(rows[WARMUP:]), **({"generation_ms": summary(gen[WARMUP:])} if gen else {}))
@@ -404,7 +277,7 @@ def main(argv=None) -> dict:
                 log(f"explorer, {args.sessions} sessions: 1 warm-up + {args.rounds} rounds")
                 rows, spreads, gen = [], [], []
                 for r in range(args.rounds + 1):
-                    got = press_and_time(pages, lambda: press_at_once(pages, key_for(r)),
+                    got = press_and_time(pages, lambda: press_at_once(pages, SLIDER, key_for(r)),
                                          lambda: any(a.state.busy for a, _ in multi), names, 120)
                     if r:
                         rows += got

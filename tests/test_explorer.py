@@ -220,3 +220,20 @@ def test_the_server_keeps_at_most_two_workspaces():
     shared_workspace(str(DEFAULT_MODELS), str(DEFAULT_DATA), ("lfads_ic",))
     shared_workspace(str(DEFAULT_MODELS), str(DEFAULT_DATA), ("lfads", "lfads_ic"))  # a third: the oldest goes
     assert shared_workspace(str(DEFAULT_MODELS), str(DEFAULT_DATA), ("lfads",)) is not first
+
+
+def test_every_marker_is_named_in_a_legend(workspace):
+    from explorer.views import CodeSpace, Reaches
+
+    state = NavigationState(workspace)
+    state.regenerate()
+
+    def labels(view):
+        return {item.label.value for item in view.legend.items}
+
+    assert labels(CodeSpace(state, workspace.models["gnocchi"])) == {
+        "trial (colour: variable)", "held-out condition", "reference trial", "navigated code"}
+    reaches = Reaches(state, "gnocchi")
+    assert labels(reaches) == {"target", "held-out target", "recorded reach (reference)", "generated samples",
+                               "mean generated reach", "end of the mean reach", "commanded target"}
+    assert all(item.renderers for item in reaches.legend.items)  # each label draws its marker
