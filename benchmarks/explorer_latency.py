@@ -205,7 +205,7 @@ def main(argv=None) -> dict:
     from panel.io.state import set_curdoc
     from playwright.sync_api import sync_playwright
 
-    from explorer.app import ExplorerApp
+    from explorer.session import ExplorerApp
     from explorer.workspace import ExplorerConfig
     from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS
 

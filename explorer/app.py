@@ -1,187 +1,23 @@
 """GNOCCHI Explorer: `panel serve explorer/app.py [--args --models DIR --data FILE]`.
 
 Opens on the shipped MotorNet dataset and default models (assets/). The dataset and models are
-loaded once per server (`pn.cache`, at most `WORKSPACES_KEPT` of them); each browser session gets
-its own navigation state. Nothing slow runs on the event loop that all sessions share: loading a
-workspace (session start, picker changes) and building a session's views run in loader threads,
-generation and downloads in the generation thread (`state.GENERATION_POOL`), and the page shows a
-spinner meanwhile.
+loaded once per server (at most `runtime.WORKSPACES_KEPT` combinations); each browser session gets
+its own navigation state (`session.ExplorerApp`). This file only assembles and serves: `panel
+serve` runs it afresh for every session, so what the sessions share lives in `explorer.runtime`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import panel as pn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `panel serve explorer/app.py` from a clone
 
-from explorer.state import NavigationState  # noqa: E402
-from explorer.views import Activity, CodeSpace, Controls, Reaches, Readout, ReferenceActivity  # noqa: E402
-from explorer.workspace import (ExplorerConfig, Workspace, compatible_models, dataset_choices,  # noqa: E402
-                                load_workspace)
-from gnocchi_core.errors import GnocchiError  # noqa: E402
+from explorer.session import ExplorerApp  # noqa: E402
 
 pn.extension(sizing_mode="fixed", notifications=False)
-
-WORKSPACES_KEPT = 2  # (dataset, models) combinations held in memory per server; the oldest is dropped
-LOAD_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="explorer-load")  # loading and building views
-SLOW_MS = 500
-LOADING = threading.Lock()  # one workspace load at a time: a second session asking for it finds it cached
-
-
-@pn.cache(max_items=WORKSPACES_KEPT, policy="LRU")
-def shared_workspace(models_dir: str, data_path: str, names: tuple[str, ...] | None = None) -> Workspace:
-    return load_workspace(models_dir, data_path, names=names)
-
-
-def serving() -> bool:
-    """Whether this runs in a server session (else: a script or test, where everything runs at once)."""
-    return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
-
-
-class ExplorerApp(pn.viewable.Viewer):
-    """One browser session: a dataset and model picker (limited to the configured folders) and, for the
-    picked workspace, its own navigation state and views."""
-
-    def __init__(self, config: ExplorerConfig | None = None, **params):
-        super().__init__(**params)
-        self.config = config or ExplorerConfig.from_sources(sys.argv[1:])
-        datasets = dataset_choices(self.config.data_path)
-        self.dataset = pn.widgets.Select(label="dataset", options={p.name: p for p in datasets},
-                                         value=datasets[0], width=260)
-        self.models = pn.widgets.MultiChoice(label="models", width=260)
-        self.busy = pn.indicators.LoadingSpinner(value=True, size=24)  # loading a workspace
-        self.generating = pn.pane.HTML("", width=110, height=24, styles={"color": "#666"})  # a slow generation
-        self.message = pn.pane.Alert("", alert_type="danger", visible=False, width=900)
-        self.body = pn.Row(pn.pane.Markdown("Loading the dataset and models…"))
-        self.state: NavigationState | None = None
-        self._preload = None  # the first load, started with the session
-        self._opening = itertools.count(1)
-        self._latest = 0
-        self._picking = False
-        self._offer(compatible_models(self.config.models_dir, self.dataset.value))
-        self.dataset.param.watch(self._picked_dataset, "value")
-        self.models.param.watch(self._picked_models, "value")
-        header = pn.Row(pn.pane.Markdown(
-            "# GNOCCHI Explorer  \nDrag a slider and release to generate; click a code to make its trial the "
-            f"reference. Models from `{self.config.models_dir}`.", width=700), self.dataset, self.models, self.busy,
-            self.generating)
-        self._layout = pn.Column(header, self.message, self.body)
-        if serving():  # start loading now: the browser fetches the page and BokehJS meanwhile
-            self._preload = LOAD_POOL.submit(self._load)
-            pn.state.onload(self.open)
-        else:
-            self.open_now()
-
-    def _picked_dataset(self, event=None) -> None:
-        if serving():
-            pn.state.execute(self.open_dataset)
-        else:
-            self._offer(compatible_models(self.config.models_dir, self.dataset.value))
-            self.open_now()
-
-    def _picked_models(self, event=None) -> None:
-        if self._picking:
-            return
-        if serving():
-            pn.state.execute(self.open)
-        else:
-            self.open_now()
-
-    def _offer(self, names: list[str]) -> None:
-        """Offer ``names`` and pick them all, without reopening (the caller opens once)."""
-        self._picking = True
-        try:
-            self.models.param.update(options=names, value=names)
-        finally:
-            self._picking = False
-
-    # ------------------------------------------------------------------ opening a workspace
-    def _load(self) -> Workspace:
-        if not self.models.value:
-            raise GnocchiError(f"no trained model in {self.config.models_dir} matches {self.dataset.value.name}")
-        with LOADING:
-            return shared_workspace(str(self.config.models_dir), str(self.dataset.value),
-                                    tuple(sorted(self.models.value)))
-
-    @staticmethod
-    def _views(workspace: Workspace, state: NavigationState) -> list:
-        """The views for ``state`` (it holds its first generation): plain objects, built off the event loop."""
-        columns = [pn.Column(f"## {name.upper()}", CodeSpace(state, view), Activity(state, name),
-                             Reaches(state, name), Readout(state, name))
-                   for name, view in workspace.models.items()]
-        return [Controls(state), *columns, pn.Column(
-            pn.pane.Markdown(f"{workspace.data.n_trials} trials × {workspace.data.n_neurons} neurons"),
-            ReferenceActivity(state))]
-
-    def _show(self, state: NavigationState, views: list) -> None:
-        """Swap the views in (on the event loop: this is what the browser receives)."""
-        self.state = state
-        self.message.visible, self.busy.value = False, False
-        self.body.objects = views
-        state.param.watch(self._generating, "busy")
-
-    def _generating(self, event) -> None:
-        """A generation is announced in words once it has taken longer than `SLOW_MS` (queued behind other
-        sessions'). Not with the spinner: toggling it relaid out and repainted every plot in the page, which
-        with eight sessions at once cost more than the generations themselves."""
-        if not event.new:
-            self.generating.object = ""
-        elif serving():
-            pn.state.curdoc.add_timeout_callback(self._still_generating, SLOW_MS)
-
-    def _still_generating(self) -> None:
-        if self.state is not None and self.state.busy:
-            self.generating.object = "generating…"
-
-    def _failed(self, err: GnocchiError) -> None:
-        self.message.param.update(object=str(err), visible=True)
-        self.busy.value = False
-
-    def open_now(self) -> None:
-        """Open the picked workspace synchronously (outside a server)."""
-        try:
-            workspace = self._load()
-        except GnocchiError as err:
-            return self._failed(err)
-        state = NavigationState(workspace)
-        state.regenerate()
-        self._show(state, self._views(workspace, state))
-
-    async def open(self) -> None:
-        """Load (or fetch from the cache) and generate off the event loop, then swap the views in.
-        A newer pick made meanwhile wins: this one's result is dropped."""
-        request = self._latest = next(self._opening)
-        self.busy.value = True
-        loop = asyncio.get_running_loop()
-        try:
-            preload, self._preload = self._preload, None
-            workspace = await (asyncio.wrap_future(preload) if preload else loop.run_in_executor(LOAD_POOL, self._load))
-        except GnocchiError as err:
-            return self._failed(err) if request == self._latest else None
-        state = NavigationState(workspace)
-        state.batch = pn.io.hold  # one websocket message (one redraw) per generation
-        await state.regenerate_async()
-        views = await loop.run_in_executor(LOAD_POOL, self._views, workspace, state)
-        if request == self._latest:
-            self._show(state, views)
-
-    async def open_dataset(self) -> None:
-        """A dataset was picked: offer the models trained on data of its shape (read off the loop), open them."""
-        loop = asyncio.get_running_loop()
-        names = await loop.run_in_executor(LOAD_POOL, compatible_models, self.config.models_dir, self.dataset.value)
-        self._offer(names)
-        await self.open()
-
-    def __panel__(self):
-        return self._layout
-
 
 if __name__.startswith("bokeh"):  # run by `panel serve`
     ExplorerApp().servable(title="GNOCCHI Explorer")

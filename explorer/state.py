@@ -89,14 +89,17 @@ class NavigationState(param.Parameterized):
         return {n: navigate_code(v, self.reference, self.offsets[n]) for n, v in self.workspace.models.items()}
 
     # ------------------------------------------------------------------ generation
-    def compute(self, request: tuple | None = None) -> tuple[dict[str, Generation], dict[str, Generation]]:
+    def compute(self, request: tuple | None = None, request_id: int | None = None) -> tuple | None:
         """Generate for every model at its offsets (blocking): the generations and their baselines (the
         reference with no offsets, regenerated only when the reference or a setting changed).
-        ``request``: a snapshot from `_request` taken on the event loop (default: now)."""
+        ``request``: a snapshot from `_request` taken on the event loop (default: now). With
+        ``request_id``, None as soon as a newer request exists (queued work that nobody will see)."""
         reference, offsets, settings = request or self._request()
         key = (reference, *settings.values())
         results, baselines = {}, {}
         for name, view in self.workspace.models.items():
+            if request_id is not None and request_id != self._latest:
+                return None
             cached_key, baseline = self._baseline_cache.get(name, (None, None))
             if cached_key != key:
                 baseline = generate_for(self.workspace, view, reference, {}, **settings)
@@ -119,22 +122,40 @@ class NavigationState(param.Parameterized):
         """Synchronous generation (tests, scripts)."""
         self._apply(*self.compute())
 
-    async def regenerate_async(self) -> None:
-        """Generation in the shared worker thread; dropped if a newer request started meanwhile."""
+    @property
+    def latest_request(self) -> int:
+        return self._latest
+
+    def regenerate_soon(self, execute) -> None:
+        """Schedule a generation with ``execute`` (`pn.state.execute`); whatever is in flight or queued
+        is stale from this moment, so the sliders and the plots never disagree for long."""
         request = self._latest = next(self._requests)
+
+        async def generate():
+            await self.regenerate_async(request)
+        execute(generate)
+
+    async def regenerate_async(self, request: int | None = None) -> None:
+        """Generation in the shared worker thread; dropped (or skipped, if still queued) once a newer
+        request exists."""
+        if request is None:
+            request = self._latest = next(self._requests)
+        if request != self._latest:
+            return
         self.busy = True
         try:
             results = await asyncio.get_running_loop().run_in_executor(GENERATION_POOL, self.compute,
-                                                                       self._request())
+                                                                       self._request(), request)
         finally:
             if request == self._latest:
                 self.busy = False
-        if request == self._latest:
+        if request == self._latest and results is not None:
             self._apply(*results)
 
     def moved(self, name: str) -> set[str]:
-        """The behaviour variables a slider has moved away from the reference for ``name``."""
-        return {axis for axis, value in self.offsets[name].items() if value and axis in VARIABLES}
+        """The behaviour variables the shown generation of ``name`` was asked to move from the reference."""
+        generation, baseline = self.generations[name], self.baselines[name]
+        return {v for k, v in enumerate(VARIABLES) if generation.commanded[k] != baseline.commanded[k]}
 
     def unintended(self, name: str) -> float:
         """Summed movement (cm) of the decoded variables no slider asked to move, since the reference."""

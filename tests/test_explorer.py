@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import h5py
 import numpy as np
+import param
 import pytest
 
 from explorer.state import NavigationState
@@ -133,7 +134,7 @@ def test_download_writes_the_generated_trials_off_the_event_loop(workspace):
 def test_sliders_read_absolute_values_starting_at_the_reference(workspace):
     from explorer.views import Controls
 
-    state = NavigationState(workspace)
+    state = NavigationState(workspace, samples=2)
     controls = Controls(state)
     info = workspace.data.trial_info.iloc[state.reference]
     for axis in ("target_x", "target_y", "start_x", "start_y"):
@@ -143,10 +144,54 @@ def test_sliders_read_absolute_values_starting_at_the_reference(workspace):
     state.set_value("target_x", info["target_x"] + 4.0)  # "where the reach should end"
     assert state.offsets["gnocchi"]["target_x"] == pytest.approx(4.0)
     assert state.value("target_x") == pytest.approx(info["target_x"] + 4.0)
-    state.reference = int(np.flatnonzero(workspace.data.trial_info["target_x"] != info["target_x"])[0])
-    controls._reset()  # what a new reference does: sliders jump to its values, offsets to zero
-    assert controls.sliders["target_x"].value == pytest.approx(workspace.data.trial_info["target_x"].iloc[state.reference])
-    assert state.offsets["gnocchi"]["target_x"] == 0.0
+    state.lock, state.drive = False, "lfads"  # unlocked: the sliders show the driven model's values
+    state.set_value("target_x", info["target_x"] - 2.0)
+    state.drive = "gnocchi"
+    assert controls.sliders["target_x"].value == pytest.approx(info["target_x"] + 4.0)
+    state.drive = "lfads"
+    assert controls.sliders["target_x"].value == pytest.approx(info["target_x"] - 2.0)
+    state.lock = True  # relocked: every model follows the sliders shown
+    assert state.offsets["gnocchi"]["target_x"] == state.offsets["lfads"]["target_x"] == pytest.approx(-2.0)
+    other = int(np.flatnonzero(workspace.data.trial_info["target_x"] != info["target_x"])[0])
+    state.reference = other  # a new reference: sliders jump to its values, offsets to zero
+    assert controls.sliders["target_x"].value == pytest.approx(workspace.data.trial_info["target_x"].iloc[other])
+    assert state.offsets["gnocchi"]["target_x"] == 0.0 and state.generations["gnocchi"].commanded[2] == \
+        pytest.approx(workspace.data.trial_info["target_x"].iloc[other])
+
+
+def test_a_release_where_the_last_one_was_still_regenerates_after_a_reset(workspace):
+    """Reset moves the handles back; releasing again at the earlier spot is a new command, not a repeat."""
+    from explorer.views import Controls
+
+    state = NavigationState(workspace, samples=2)
+    controls = Controls(state)
+    slider = controls.sliders["target_x"]
+    start = slider.value
+    with param.edit_constant(slider):  # what a browser release does
+        slider.value_throttled = start + 4.0
+    assert state.offsets["gnocchi"]["target_x"] == pytest.approx(4.0)
+    controls._reset()
+    assert slider.value_throttled == pytest.approx(start) and state.offsets["gnocchi"]["target_x"] == 0.0
+    with param.edit_constant(slider):
+        slider.value_throttled = start + 4.0
+    assert state.offsets["gnocchi"]["target_x"] == pytest.approx(4.0)
+    assert state.generations["gnocchi"].commanded[2] == pytest.approx(start + 4.0)
+
+
+def test_a_click_away_from_every_trial_keeps_the_reference(workspace):
+    from types import SimpleNamespace
+
+    from explorer.views import CodeSpace
+
+    state = NavigationState(workspace)
+    view = workspace.models["gnocchi"]
+    codes = CodeSpace(state, view)
+    reference = state.reference
+    codes._clicked(SimpleNamespace(x=float(view.pcs[:, 0].max()) * 3, y=0.0))  # on the colour bar, say
+    assert state.reference == reference
+    trial = int(np.argmax(view.pcs[:, 0]))
+    codes._clicked(SimpleNamespace(x=float(view.pcs[trial, 0]), y=float(view.pcs[trial, 1])))
+    assert state.reference == trial
 
 
 def test_slider_range_is_a_round_grid_around_the_recorded_values():
@@ -176,7 +221,7 @@ def test_readout_uses_the_mean_reach_and_names_every_number(workspace):
 
 
 def test_picker_offers_configured_datasets_and_only_matching_models(tmp_path):
-    from explorer.app import ExplorerApp
+    from explorer.session import ExplorerApp
     from gnocchi_core.data.synthetic import SynthConfig, synthesize
 
     data_dir, models_dir = tmp_path / "data", tmp_path / "models"
@@ -205,14 +250,14 @@ def test_settings_changed_together_regenerate_once(workspace, monkeypatch):
     state = NavigationState(workspace)
     controls = Controls(state)
     requests = []
-    monkeypatch.setattr("panel.state.execute", lambda callback: requests.append(callback))
+    monkeypatch.setattr(state, "regenerate", lambda: requests.append(1))
     state.param.update(samples=2, steps=5, seed=3)  # param hands the watcher all three events at once
     state.param.update(lock=False, drive="lfads")
     assert len(requests) == 1 and controls.sliders["target_x"].value == pytest.approx(state.value("target_x"))
 
 
 def test_the_server_keeps_at_most_two_workspaces():
-    from explorer.app import WORKSPACES_KEPT, shared_workspace
+    from explorer.runtime import WORKSPACES_KEPT, shared_workspace
 
     assert WORKSPACES_KEPT == 2
     first = shared_workspace(str(DEFAULT_MODELS), str(DEFAULT_DATA), ("lfads",))
@@ -231,8 +276,11 @@ def test_every_marker_is_named_in_a_legend(workspace):
     def labels(view):
         return {item.label.value for item in view.legend.items}
 
-    assert labels(CodeSpace(state, workspace.models["gnocchi"])) == {
-        "trial (colour: variable)", "held-out condition", "reference trial", "navigated code"}
+    codes = CodeSpace(state, workspace.models["gnocchi"])
+    assert labels(codes) == {"trial, coloured by target x (cm)", "held-out condition", "reference trial",
+                             "navigated code"}
+    state.colour_by = "condition_id"
+    assert "trial, coloured by condition" in labels(codes) and codes._colourbar.title == "condition"
     reaches = Reaches(state, "gnocchi")
     assert labels(reaches) == {"target", "held-out target", "recorded reach (reference)", "generated samples",
                                "mean generated reach", "end of the mean reach", "commanded target"}

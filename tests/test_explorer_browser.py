@@ -13,8 +13,8 @@ import pytest
 from explorer_page import click_data_point, column, nudge, plot_names, slider_value
 from panel.tests.util import serve_and_wait, wait_until
 
-import explorer.app as explorer_app
-from explorer.app import ExplorerApp
+import explorer.runtime as runtime
+from explorer.session import ExplorerApp
 from explorer.workspace import ExplorerConfig
 from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS
 
@@ -74,6 +74,11 @@ def explorer():
     pn.state.kill_all_servers()
 
 
+def generated(state, target_x: float) -> bool:
+    """Every model's shown generation was made for ``target_x``, and nothing newer is on its way."""
+    return not state.busy and all(g.commanded[2] == pytest.approx(target_x) for g in state.generations.values())
+
+
 def mean_reach_end_x(page, model: str) -> float:
     """Where the bold mean reach ends (x, cm: its last 10 bins, as the readout's decoder reads it), in the page."""
     return float(column(page, f"mean-reach-{model}", "x")[-10:].mean())
@@ -91,8 +96,7 @@ def test_a_target_x_release_moves_gnocchis_bold_mean_reach_and_both_columns(expl
     assert slider_value(page, "target x (cm)") == pytest.approx(reference["target_x"])
     before = {m: mean_reach_end_x(page, m) for m in MODELS}
     nudge(page, "target x (cm)", -8)  # 8 releases of 0.5 cm: end 4 cm further left
-    wait_until(lambda: state.offsets["gnocchi"]["target_x"] == pytest.approx(-4.0) and not state.busy, page,
-               timeout=60_000)
+    wait_until(lambda: generated(state, reference["target_x"] - 4.0), page, timeout=60_000)
     wait_until(lambda: before["gnocchi"] - mean_reach_end_x(page, "gnocchi") >= 1.0, page, timeout=30_000)
     assert slider_value(page, "target x (cm)") == pytest.approx(reference["target_x"] - 4.0)
     for model in MODELS:  # locked: every column was redrawn from its own new generation
@@ -112,8 +116,8 @@ def test_clicking_a_code_makes_its_trial_the_reference_and_recolouring_reaches_t
     trial = int(np.argmax(view.pcs[:, 0]))  # the rightmost point: never hidden behind others
     page.wait_for_timeout(400)  # Bokeh reads two taps within 300 ms as a double tap
     click_data_point(page, "codes-gnocchi", float(view.pcs[trial, 0]), float(view.pcs[trial, 1]))
-    wait_until(lambda: state.reference == trial and not state.busy, page, timeout=30_000)
     target = state.workspace.data.trial_info["target_x"].iloc[trial]
+    wait_until(lambda: state.reference == trial and generated(state, target), page, timeout=30_000)
     wait_until(lambda: slider_value(page, "target x (cm)") == pytest.approx(target), page, timeout=10_000)
     assert state.offsets["gnocchi"]["target_x"] == 0.0  # a new reference starts with no offsets
 
@@ -130,7 +134,9 @@ def test_two_sessions_are_independent(explorer, new_context):
     first, second = (explorer.open(page, errors) for page in pages)
     assert first is not second and first.state.workspace is second.state.workspace  # one load per server
     nudge(pages[1], "target y (cm)", -4)
-    wait_until(lambda: second.state.offsets["gnocchi"]["target_y"] == pytest.approx(-2.0) and not second.state.busy,
+    target_y = second.state.reference_value("target_y") - 2.0
+    wait_until(lambda: not second.state.busy and all(g.commanded[3] == pytest.approx(target_y)
+                                                      for g in second.state.generations.values()),
                pages[1], timeout=60_000)
     assert first.state.offsets["gnocchi"]["target_y"] == 0.0
     assert errors == [] and explorer.errors == []
@@ -147,9 +153,8 @@ def test_eight_sessions_releasing_at_once_all_update_without_errors(explorer, ne
     for page in pages:  # back to back: the server sees eight releases at once
         page.keyboard.press("ArrowLeft")
     for app, page in zip(apps, pages):
-        wait_until(lambda app=app: app.state.offsets["gnocchi"]["target_x"] == pytest.approx(-0.5)
-                   and not app.state.busy and app.state.generations["gnocchi"].commanded[2]
-                   == pytest.approx(app.state.value("target_x")), page, timeout=120_000)
+        wait_until(lambda app=app: generated(app.state, app.state.reference_value("target_x") - 0.5), page,
+                   timeout=120_000)
         expected = app.state.generations["gnocchi"].mean_path[-10:, 0].mean()
         wait_until(lambda page=page, expected=expected: abs(mean_reach_end_x(page, "gnocchi") - expected) < 1e-4,
                    page, timeout=30_000)
@@ -162,21 +167,20 @@ def test_a_slow_load_in_one_session_does_not_block_another(explorer, page, new_c
     errors: list[str] = []
     app = explorer.open(page, errors)
     release = threading.Event()
-    real_load = explorer_app.load_workspace
+    real_load = runtime.load_workspace
 
     def slow_load(*args, **kwargs):
         release.wait(60)
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(explorer_app, "load_workspace", slow_load)
+    monkeypatch.setattr(runtime, "load_workspace", slow_load)
     other_page = new_context().new_page()
     other = explorer.open(other_page, errors)
     other_page.locator(".choices__button").first.click()  # drop a model from the picker: an uncached workspace
     try:
         state = app.state
         nudge(page, "target x (cm)", 2)
-        wait_until(lambda: state.offsets["gnocchi"]["target_x"] == pytest.approx(1.0) and not state.busy, page,
-                   timeout=60_000)
+        wait_until(lambda: generated(state, state.reference_value("target_x") + 1.0), page, timeout=60_000)
         expected = state.generations["gnocchi"].mean_path[-10:, 0].mean()
         wait_until(lambda: abs(mean_reach_end_x(page, "gnocchi") - expected) < 1e-4, page, timeout=30_000)
         assert other.busy.value and not release.is_set()  # the other session is still loading meanwhile

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import panel as pn
+from bokeh.core.properties import value
 from bokeh.events import Tap
 from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
 
@@ -11,6 +12,7 @@ from ..state import NavigationState
 from ..workspace import ModelView
 from .plots import VARIABLE_LABELS, legend_below, new_figure
 
+TAP_REACH = 0.03  # a click picks a trial within this fraction of the axes' spread
 HOVER_COLUMNS = ("trial_id", "split", "condition_id", "start_x", "start_y", "target_x", "target_y")
 
 
@@ -31,7 +33,7 @@ class CodeSpace(pn.viewable.Viewer):
             table["split"] = table["split"].astype(str)
             self.sources[kind] = ColumnDataSource({**table, **self._xy(rows), "c": self._colour(rows)})
         self._reference = ColumnDataSource(self._point(view.pcs[state.reference]))
-        self._star = ColumnDataSource(self._point(view.project(state.codes()[view.name])[0]))
+        self._star = ColumnDataSource({"x": [], "y": []})
 
         fig = self.figure = new_figure(f"codes-{view.name}", f"{view.name}: codes of all trials", height=370)
         low, high = self._range()
@@ -49,9 +51,10 @@ class CodeSpace(pn.viewable.Viewer):
         self._colourbar = ColorBar(color_mapper=self._mapper, title=VARIABLE_LABELS[state.colour_by], width=10,
                                    title_text_font_size="8pt")
         fig.add_layout(self._colourbar, "right")
-        self.legend = legend_below(fig, [("trial (colour: variable)", [heldin]), ("held-out condition", [crosses]),
+        self.legend = legend_below(fig, [(self._trial_label(), [heldin]), ("held-out condition", [crosses]),
                                          ("reference trial", [ring]), ("navigated code", [star])])
         self._axis_labels()
+        self._generated()
         fig.on_event(Tap, self._clicked)
         state.param.watch(self._generated, "generations")
         state.param.watch(self._moved_reference, "reference")
@@ -76,12 +79,18 @@ class CodeSpace(pn.viewable.Viewer):
         low, high = float(np.nanmin(values)), float(np.nanmax(values))
         return (low, high) if high > low else (low - 0.5, high + 0.5)
 
+    def _trial_label(self) -> str:
+        return f"trial, coloured by {VARIABLE_LABELS[self.state.colour_by]}"
+
     def _axis_labels(self) -> None:
         self.figure.xaxis.axis_label, self.figure.yaxis.axis_label = self.state.pc_x, self.state.pc_y
 
     # ------------------------------------------------------------------ updates
-    def _generated(self, event=None) -> None:
-        self._star.data.update(self._point(self.view.project(self.state.codes()[self.view.name])[0]))
+    def _generated(self, *events) -> None:
+        """The star: the code the shown generation was made from."""
+        generation = self.state.generations.get(self.view.name)
+        code = generation.code if generation is not None else self.state.codes()[self.view.name]
+        self._star.data.update(self._point(self.view.project(code)[0]))
 
     def _moved_reference(self, event=None) -> None:
         self._reference.data.update(self._point(self.view.pcs[self.state.reference]))
@@ -92,6 +101,7 @@ class CodeSpace(pn.viewable.Viewer):
         low, high = self._range()
         self._mapper.update(low=low, high=high)
         self._colourbar.title = VARIABLE_LABELS[self.state.colour_by]
+        self.legend.items[0].label = value(self._trial_label())
 
     def _reprojected(self, *events) -> None:
         for kind, source in self.sources.items():
@@ -101,13 +111,16 @@ class CodeSpace(pn.viewable.Viewer):
         self._axis_labels()
 
     def _clicked(self, event) -> None:
-        """The trial nearest the click (in units of each axis's spread) becomes the reference."""
+        """The trial nearest the click (in units of each axis's spread) becomes the reference. Bokeh reports a
+        tap anywhere on the figure, legend and colour bar included: a click not near any trial does nothing."""
         if event.x is None or event.y is None:
             return
         px, py = self.view.pcs[:, self._pc(self.state.pc_x)], self.view.pcs[:, self._pc(self.state.pc_y)]
         spread = np.array([np.ptp(px) or 1.0, np.ptp(py) or 1.0])
         distance = np.hypot((px - event.x) / spread[0], (py - event.y) / spread[1])
-        self.state.reference = int(np.argmin(distance))
+        nearest = int(np.argmin(distance))
+        if distance[nearest] <= TAP_REACH:
+            self.state.reference = nearest
 
     def __panel__(self):
         return pn.pane.Bokeh(self.figure)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import panel as pn
+import param
 
 from gnocchi_core.analysis.decoding import VARIABLES
 
+from ..runtime import serving
 from ..state import AXES, GENERATION_POOL, NavigationState
 from ..workspace import default_steps, guidance_for
 from .plots import VARIABLE_LABELS
@@ -45,6 +47,7 @@ class Controls(pn.viewable.Viewer):
         self.state = state
         info = state.workspace.data.trial_info
         self.sliders = {}
+        self._syncing = False
         for axis in AXES:
             if axis in VARIABLES:
                 start, end, step = slider_range(info[axis].to_numpy(dtype=np.float64))
@@ -71,50 +74,80 @@ class Controls(pn.viewable.Viewer):
         self._layout = pn.Column("### Navigate", *self.sliders.values(), self.reset_button, "### Settings", settings,
                                  self.download, width=280)
         state.param.watch(self._settings_changed, ["steps", "samples", "seed", "guidance", "reference"])
-        state.param.watch(self._show_driven, ["lock", "drive"])
+        state.param.watch(self._lock_changed, ["lock", "drive"])
 
     def _moved(self, axis: str, value: float) -> None:
-        self.state.set_value(axis, value)
-        pn.state.execute(self.state.regenerate_async)
+        if not self._syncing:
+            self.state.set_value(axis, value)
+            self._regenerate()
+
+    def _regenerate(self) -> None:
+        if serving():
+            self.state.regenerate_soon(pn.state.execute)
+        else:  # a script or test: at once
+            self.state.regenerate()
 
     def _reset(self, event=None) -> None:
         self.state.reset()
         self._show_driven()
-        pn.state.execute(self.state.regenerate_async)
+        self._regenerate()
 
     def _settings_changed(self, *events) -> None:
         """Regenerate once however many settings changed together; a new reference also resets the sliders."""
         if any(event.name == "reference" for event in events):
             self._reset()
         else:
-            pn.state.execute(self.state.regenerate_async)
+            self._regenerate()
+
+    def _lock_changed(self, *events) -> None:
+        """Relocking makes every model follow the sliders again: they all take the shown model's offsets."""
+        if self.state.lock:
+            shown = self.state.offsets[self.state.drive]
+            for offsets in self.state.offsets.values():
+                offsets.update(shown)
+            self._regenerate()
+        self._show_driven()
 
     def _show_driven(self, *events) -> None:
-        """Show the driven model's commanded values (they differ between models once unlocked). Sets
-        ``value`` only, not ``value_throttled``, so this regenerates nothing."""
-        for axis, slider in self.sliders.items():
-            slider.param.update(value=self.state.value(axis))
+        """Show the driven model's commanded values (they differ between models once unlocked). Sets the
+        released value too, so the next release at any other value is a change the browser sends; this
+        regenerates nothing."""
+        self._syncing = True
+        try:
+            for axis, slider in self.sliders.items():
+                value = self.state.value(axis)
+                with param.edit_constant(slider):
+                    slider.param.update(value=value, value_throttled=value)
+        finally:
+            self._syncing = False
 
-    def download_bytes(self) -> io.BytesIO:
-        """The driven model's generated trials at the current code (the ones on screen), as a dataset file."""
+    def download_bytes(self, request: dict | None = None) -> io.BytesIO:
+        """The generated trials of ``request`` (`_download_request`; default: now) as a dataset file."""
         from gnocchi_core.workflows import generated_trials
 
-        state, ws = self.state, self.state.workspace
-        name = state.driven()[0]
-        view = ws.models[name]
-        code = state.codes()[name]
-        trials = generated_trials(view.model, np.repeat(code[None], state.samples, axis=0), seed=state.seed,
-                                  steps=state.steps, guidance=guidance_for(view.model, state.guidance),
+        ws = self.state.workspace
+        r = request or self._download_request()
+        view = ws.models[r["name"]]
+        trials = generated_trials(view.model, np.repeat(r["code"][None], r["samples"], axis=0), seed=r["seed"],
+                                  steps=r["steps"], guidance=guidance_for(view.model, r["guidance"]),
                                   decoder=ws.decoder, source=str(ws.data.provenance.source))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "generated.h5"
             trials.save(path)
             return io.BytesIO(path.read_bytes())
 
+    def _download_request(self) -> dict:
+        """The driven model's trials as on screen: its code and the settings, read on the event loop."""
+        state = self.state
+        name = state.driven()[0]
+        return {"name": name, "code": state.codes()[name], "samples": state.samples, "seed": state.seed,
+                "steps": state.steps, "guidance": state.guidance, "reference": state.reference}
+
     async def _download(self) -> io.BytesIO:
         """The download, built in the generation worker so no session waits on the event loop."""
-        self.download.filename = f"generated_{self.state.driven()[0]}_trial{self.state.reference}.h5"
-        return await asyncio.get_running_loop().run_in_executor(GENERATION_POOL, self.download_bytes)
+        request = self._download_request()
+        self.download.filename = f"generated_{request['name']}_trial{request['reference']}.h5"
+        return await asyncio.get_running_loop().run_in_executor(GENERATION_POOL, self.download_bytes, request)
 
     def __panel__(self):
         return self._layout
