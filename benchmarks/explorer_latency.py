@@ -48,9 +48,6 @@ from paint_probe import (CHROMIUM, CHROMIUM_ARGS, open_page, press_and_time, pre
 
 SLIDER, WARMUP, REFERENCE_PLOTS = "target x (cm)", 2, ["ref-a", "ref-b", "ref-c"]
 T0 = time.perf_counter()
-EXPLORER_PLOTS = [f"{kind}-{m}" for m in ("gnocchi", "lfads", "lfads_ic") for kind in ("codes", "activity", "reach")] + [
-    "reference-activity"]  # the default models' plots
-
 
 
 def log(msg: str) -> None:
@@ -156,11 +153,11 @@ def _first_page(browser, proc, out, started: float, names: list[str], errors: li
 
 def explorer_names(apps):
     """The explorer's plot names once every app in ``apps`` has its first generation, else None."""
+    from explorer.views import plot_names  # not at import: `panel serve` of the reference app loads no explorer
     states = [getattr(app, "state", None) for app, _ in apps]
     if not states or any(s is None or not s.generations or s.busy for s in states):
         return None
-    kinds = ("codes", "activity", "reach")
-    return [f"{kind}-{m}" for m in states[0].workspace.models for kind in kinds] + ["reference-activity"]
+    return plot_names(states[0].workspace.models)
 
 
 def key_for(i: int) -> str:
@@ -206,6 +203,7 @@ def main(argv=None) -> dict:
     from playwright.sync_api import sync_playwright
 
     from explorer.session import ExplorerApp
+    from explorer.views import plot_names
     from explorer.workspace import ExplorerConfig
     from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS
 
@@ -241,7 +239,8 @@ def main(argv=None) -> dict:
         thread.stop()
         log("reference app and explorer under `panel serve`: first page")
         res["served_reference"] = served_first_page(browser, Path(__file__), REFERENCE_PLOTS, errors)
-        res["served_explorer"] = served_first_page(browser, ROOT / "explorer" / "app.py", EXPLORER_PLOTS, errors)
+        res["served_explorer"] = served_first_page(browser, ROOT / "explorer" / "app.py",
+                                                  plot_names(["gnocchi", "lfads", "lfads_ic"]), errors)  # the defaults
 
         log("explorer: serving")
         apps: list = []

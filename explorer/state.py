@@ -105,8 +105,8 @@ class NavigationState(param.Parameterized):
                 baseline = generate_for(self.workspace, view, reference, {}, **settings)
                 self._baseline_cache[name] = (key, baseline)
             baselines[name] = baseline
-            moved = any(offsets[name].values())
-            results[name] = generate_for(self.workspace, view, reference, offsets[name], **settings) if moved else baseline
+            shifted = any(offsets[name].values())
+            results[name] = generate_for(self.workspace, view, reference, offsets[name], **settings) if shifted else baseline
         return results, baselines
 
     def _request(self) -> tuple:

@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 
-def plot_names(page) -> set[str]:
+def page_plot_names(page) -> set[str]:
     return set(page.evaluate("() => window.Bokeh && Bokeh.documents.length ? "
                              "[...Bokeh.documents[0].all_models].filter(m => m.name).map(m => m.name) : []"))
 

@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import panel as pn
 import pytest
-from explorer_page import click_data_point, column, nudge, plot_names, slider_value
+from explorer_page import click_data_point, column, nudge, page_plot_names, slider_value
 from panel.tests.util import serve_and_wait, wait_until
 
 import explorer.runtime as runtime
 from explorer.session import ExplorerApp
+from explorer.views import plot_names
 from explorer.workspace import ExplorerConfig
 from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 MODELS = ("gnocchi", "lfads", "lfads_ic")
-PLOTS = {f"{kind}-{m}" for kind in ("codes", "activity", "reach") for m in MODELS} | {"reference-activity"}
+PLOTS = set(plot_names(MODELS))
 LOGGERS = ("bokeh", "tornado", "panel", "asyncio", "explorer")
 
 
@@ -87,7 +88,7 @@ def mean_reach_end_x(page, model: str) -> float:
 def test_a_target_x_release_moves_gnocchis_bold_mean_reach_and_both_columns(explorer, page):
     errors: list[str] = []
     app = explorer.open(page, errors)
-    assert PLOTS <= plot_names(page)
+    assert PLOTS <= page_plot_names(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
     state = app.state

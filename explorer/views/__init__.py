@@ -6,4 +6,10 @@ from .controls import Controls
 from .reaches import Reaches
 from .readout import Readout
 
-__all__ = ["Activity", "CodeSpace", "Controls", "Reaches", "Readout", "ReferenceActivity"]
+__all__ = ["Activity", "CodeSpace", "Controls", "Reaches", "Readout", "ReferenceActivity", "plot_names"]
+
+
+def plot_names(models) -> list[str]:
+    """The Bokeh model names of the plots a session shows for ``models``, as the views name them
+    (tests and benchmarks find the plots in the page by these)."""
+    return [f"{kind}-{m}" for m in models for kind in ("codes", "activity", "reach")] + ["reference-activity"]

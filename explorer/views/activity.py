@@ -26,9 +26,11 @@ class Activity(pn.viewable.Viewer):
         self._update()
 
     def _title(self) -> str:
+        generation = self.state.generations.get(self.model_name)
         if self.state.show_spikes:
             return f"{self.model_name}: Poisson spikes of sample 1"
-        return f"{self.model_name}: generated rates, mean of {self.state.samples} samples"
+        n = generation.samples.shape[0] if generation is not None else self.state.samples
+        return f"{self.model_name}: generated rates, mean of {n} samples"
 
     def _image(self) -> np.ndarray | None:
         generation = self.state.generations.get(self.model_name)

@@ -108,7 +108,7 @@ class Controls(pn.viewable.Viewer):
             self._regenerate()
         self._show_driven()
 
-    def _show_driven(self, *events) -> None:
+    def _show_driven(self) -> None:
         """Show the driven model's commanded values (they differ between models once unlocked). Sets the
         released value too, so the next release at any other value is a change the browser sends; this
         regenerates nothing."""
@@ -121,15 +121,15 @@ class Controls(pn.viewable.Viewer):
         finally:
             self._syncing = False
 
-    def download_bytes(self, request: dict | None = None) -> io.BytesIO:
-        """The generated trials of ``request`` (`_download_request`; default: now) as a dataset file."""
+    def download_bytes(self, request: dict) -> io.BytesIO:
+        """The generated trials of ``request`` (from `_download_request`) as a dataset file."""
         from gnocchi_core.workflows import generated_trials
 
         ws = self.state.workspace
-        r = request or self._download_request()
-        view = ws.models[r["name"]]
-        trials = generated_trials(view.model, np.repeat(r["code"][None], r["samples"], axis=0), seed=r["seed"],
-                                  steps=r["steps"], guidance=guidance_for(view.model, r["guidance"]),
+        view = ws.models[request["name"]]
+        codes = np.repeat(request["code"][None], request["samples"], axis=0)
+        trials = generated_trials(view.model, codes, seed=request["seed"], steps=request["steps"],
+                                  guidance=guidance_for(view.model, request["guidance"]),
                                   decoder=ws.decoder, source=str(ws.data.provenance.source))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "generated.h5"
