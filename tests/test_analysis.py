@@ -179,7 +179,7 @@ def test_evaluate_refuses_a_model_of_another_dataset(models, tmp_path):
 def test_generate_along_an_axis_writes_a_dataset_and_an_lfads_file(models, data, tmp_path):
     out, lfads = tmp_path / "walk.h5", tmp_path / "walk_lfads.h5"
     result = _gnocchi("generate", "--model", models / "gnocchi", "--navigate", "target_x", "--data",
-                      models / "data.h5", "--steps", 5, "--references", 2, "--out", out, "--lfads", lfads)
+                      models / "data.h5", "--points", 5, "--references", 2, "--out", out, "--lfads", lfads)
     assert result.returncode == 0, result.stderr
     walk = load_dataset(out)
     assert walk.spikes.shape == (10, data.n_bins, data.n_neurons) and walk.rates.shape == walk.spikes.shape

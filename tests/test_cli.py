@@ -8,12 +8,16 @@ import socket
 import subprocess
 import time
 import urllib.request
+from importlib.metadata import version
 from pathlib import Path
+
+import pytest
 
 from gnocchi_core import load_dataset
 from gnocchi_core.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+ASSETS = README.parent / "assets"
 
 
 def _readme_commands() -> list[str]:
@@ -84,3 +88,94 @@ def test_bad_synth_option_is_one_line(tmp_path, capsys):
     assert main(["data", "synth", "--out", str(tmp_path / "x.h5"), "--bin-ms", "15"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bin" in err and not (tmp_path / "x.h5").exists()
+
+
+def _help(capsys, *argv: str) -> str:
+    """The help page `gnocchi ARGV --help` prints (argparse exits 0 after printing it)."""
+    with pytest.raises(SystemExit) as done:
+        main([*argv, "--help"])
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_version_prints_the_installed_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gnocchi {version('gnocchi-explorer')}"
+
+
+@pytest.mark.parametrize("argv, described, example", [
+    ((), "generative models of neural population activity", "gnocchi data synth --out demo.h5"),
+    (("data",), "GNOCCHI TrialData format", "gnocchi data synth --out demo.h5"),
+    (("train",), "--resume continues a killed run", "gnocchi train gnocchi --data demo.h5"),
+    (("bench",), "sampling latency", "gnocchi bench sample --model assets/models/gnocchi"),
+    (("generate",), "Writes generated trials", "gnocchi generate --model assets/models/gnocchi --navigate"),
+    (("data", "import"), "Bin, align and label a recording", "gnocchi data import "),
+    (("train", "gnocchi"), "Train GNOCCHI", "--max-minutes 5"),
+])
+def test_help_has_a_description_and_examples(capsys, argv, described, example):
+    out = _help(capsys, *argv)
+    description = out.split("\n\n")[1]  # usage, then the description paragraph
+    assert described in " ".join(description.split())
+    examples = out.split("examples:\n", 1)[1]
+    assert example in examples and all(line.startswith("  ") for line in examples.splitlines() if line)
+
+
+def test_every_command_has_examples(capsys):
+    """No command is left without a description and an example, groups included."""
+    commands = [("data", c) for c in ("info", "import", "synth", "simulate", "export-lfads")]
+    commands += [("train", "gnocchi"), ("train", "lfads"), ("evaluate",), ("generate",), ("build-assets",)]
+    commands += [("bench", c) for c in ("sample", "quality", "train", "cobps")]
+    for argv in commands:
+        out = _help(capsys, *argv)
+        assert len(out.split("\n\n")) >= 4, argv  # usage, description, options, examples
+        assert f"gnocchi {' '.join(argv)} " in out.split("examples:\n", 1)[1], argv
+
+
+def test_generate_help_separates_points_from_ddim_steps(capsys):
+    out = " ".join(_help(capsys, "generate").split())
+    assert "--points POINTS --navigate: positions across the grid's span (default 9)" in out
+    assert "--steps N DDIM steps for GNOCCHI (default: the model's own)" in out
+
+
+def test_generate_walks_points_with_ddim_steps(tmp_path, monkeypatch):
+    """On the shipped GNOCCHI model (seconds): --points positions, --steps reaches the sampler."""
+    import gnocchi_core.workflows as workflows
+
+    seen = []
+    real = workflows.generated_trials
+
+    def spy(model, codes, **kwargs):
+        seen.append(kwargs["steps"])
+        return real(model, codes, **kwargs)
+
+    monkeypatch.setattr(workflows, "generated_trials", spy)
+    out = tmp_path / "walk.h5"
+    assert main(["generate", "--model", str(ASSETS / "models" / "gnocchi"), "--navigate", "target_x", "--data",
+                 str(ASSETS / "motornet_reach" / "motornet_reach.h5"), "--points", "3", "--steps", "2",
+                 "--out", str(out), "--device", "cpu"]) == 0
+    assert seen == [2]
+    walk = load_dataset(out)
+    assert walk.n_trials == 3 and walk.trial_info["commanded_target_x_cm"].nunique() == 3
+
+
+@pytest.mark.parametrize("extra, expected", [([], {"resume": False}),
+                                             (["--max-minutes", "0.5"], {"resume": False, "max_minutes": 0.5})])
+def test_train_passes_max_minutes_only_when_given(tmp_path, monkeypatch, capsys, extra, expected):
+    from gnocchi_core.models.gnocchi import GnocchiModel
+
+    calls = []
+
+    def fake_fit(self, data, out, **kwargs):
+        calls.append(kwargs)
+        self.history = [{"epoch": 1, "valid_loss": 1.0}]
+        return self
+
+    monkeypatch.setattr(GnocchiModel, "fit", fake_fit)
+    data = tmp_path / "d.h5"
+    assert main(["data", "synth", "--out", str(data), "--grid", "3", "--trials", "45", "--neurons", "12",
+                 "--heldout-neurons", "2"]) == 0
+    assert main(["train", "gnocchi", "--data", str(data), "--out", str(tmp_path / "m"), "--device", "cpu",
+                 *extra]) == 0
+    assert calls == [expected] and "done: 1 epochs" in capsys.readouterr().out

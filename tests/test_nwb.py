@@ -162,8 +162,9 @@ def test_maze_start_target_and_angle(maze):
     info = maze.trial_info
     onsets = np.array([MAZE_TRIALS[i][1] for i in KEPT])
     targets = np.array([_targets(i)[MAZE_TRIALS[i][5]] for i in KEPT])
-    assert np.allclose(info["start_x"], 10 * onsets) and np.allclose(info["start_y"], 3 - 5 * onsets)
-    assert np.allclose(info[["target_x", "target_y"]], targets)
+    # the file is in mm; the dataset in cm, the targets (in the hand's frame) converted with the hand
+    assert np.allclose(info["start_x"], onsets) and np.allclose(info["start_y"], 0.3 - 0.5 * onsets)
+    assert np.allclose(info[["target_x", "target_y"]], targets / 10)
     expected = np.arctan2(targets[:, 1] - (3 - 5 * onsets), targets[:, 0] - 10 * onsets)
     assert np.allclose(info["reach_angle"], expected)
 
@@ -173,11 +174,11 @@ def test_maze_behaviour_bin_means(maze):
     centre = onsets[:, None] + (WINDOW[0] + BIN * np.arange(140) + 2.0)[None, :] / 1e3  # mean of 5 samples
     assert set(maze.behavior) == {"hand_pos", "hand_vel", "eye_pos"}
     assert maze.behavior["hand_pos"].dtype == np.float32
-    assert np.allclose(maze.behavior["hand_pos"][..., 0], 10 * centre, atol=1e-4)
-    assert np.allclose(maze.behavior["hand_pos"][..., 1], 3 - 5 * centre, atol=1e-4)
-    assert np.allclose(maze.behavior["hand_vel"], [10.0, -5.0])
-    assert np.allclose(maze.behavior["eye_pos"][..., 0], centre, atol=1e-5)
-    assert maze.behavior_units == {"hand_pos": "mm", "hand_vel": "mm/s", "eye_pos": "mm"}
+    assert np.allclose(maze.behavior["hand_pos"][..., 0], centre, atol=1e-5)  # mm in the file, cm here
+    assert np.allclose(maze.behavior["hand_pos"][..., 1], 0.3 - 0.5 * centre, atol=1e-5)
+    assert np.allclose(maze.behavior["hand_vel"], [1.0, -0.5])
+    assert np.allclose(maze.behavior["eye_pos"][..., 0], centre / 10, atol=1e-6)
+    assert maze.behavior_units == {"hand_pos": "cm", "hand_vel": "cm/s", "eye_pos": "cm"}
 
 
 def test_maze_round_trips_through_save(maze, tmp_path):
@@ -207,6 +208,20 @@ ONSETS_S = CHANGES_S + np.array([0.2505, 0.3005, 0.2205, 0.3505, 0.1505])
 RTT_TARGETS = np.array([[50.0, 0.0], [50.0, 40.0], [0.0, 40.0], [-30.0, -20.0], [0.0, 0.0]])
 SIGMA_S = 0.05
 RTT_END_S = 9.0
+
+
+def test_align_to_another_trial_event(maze_file, maze):
+    go = import_nwb(maze_file, window_ms=(-100.0, 500.0), align="go_cue_time")
+    assert go.align_event == "go_cue" and "aligned to go_cue_time" in go.provenance.description
+    # the go cue is 300 ms before movement onset, so the hand is where it was 300 ms earlier
+    onset = maze.trial_info.set_index("trial_id")["start_x"]
+    go_start = go.trial_info.set_index("trial_id")["start_x"]
+    shared = onset.index.intersection(go_start.index)
+    assert len(shared) >= 3 and np.allclose(go_start[shared], onset[shared] - 0.3, atol=1e-3)
+    assert np.allclose(import_nwb(maze_file, align="go_cue").trial_info["start_x"], go.trial_info["start_x"])
+    with pytest.raises(DataError, match="alignment event not in the trials table") as err:
+        import_nwb(maze_file, align="reward")
+    assert "go_cue_time" in str(err.value) and "move_onset_time" in str(err.value)
 
 
 def _rtt_hand(t: np.ndarray):
@@ -254,14 +269,14 @@ def test_rtt_reaches_found_at_planted_onsets(rtt_file):
     onset_ms = (ONSETS_S - CHANGES_S)[kept] * 1e3
     assert np.all(np.abs(-info["target_change_ms"] - onset_ms) < BIN)
     starts = _rtt_hand(ONSETS_S[kept])[0]  # 3.6 % of the way along: the onset is at 20 % of peak speed
-    assert np.allclose(info[["start_x", "start_y"]], starts, atol=0.2)
-    assert np.allclose(info[["target_x", "target_y"]], RTT_TARGETS[kept])
+    assert np.allclose(info[["start_x", "start_y"]], starts / 10, atol=0.02)  # mm in the file, cm here
+    assert np.allclose(info[["target_x", "target_y"]], RTT_TARGETS[kept] / 10)
     step = RTT_TARGETS[kept] - starts
     assert np.allclose(info["reach_angle"], np.arctan2(step[:, 1], step[:, 0]), atol=0.05)
     assert info["split"].tolist() == ["train", "valid", "test", "train"]  # 7.35 s lies in no trial
     assert info["condition_id"].tolist() == [2, 3, 1, 0]  # distinct targets, sorted
     assert {"hand_pos", "hand_vel", "cursor_pos", "target_pos"} <= set(data.behavior)
-    assert data.behavior_units["hand_vel"] == "mm/s"
+    assert data.behavior_units["hand_vel"] == "cm/s"
     assert np.allclose(data.behavior["hand_pos"], data.behavior["cursor_pos"])
     assert not data.heldout_neurons.any()
     assert "1 trials whose window leaves the observed recording" in data.provenance.description

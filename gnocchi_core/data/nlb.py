@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .kinematics import integrate_velocity
+from .labels import _check_fractions, _train_valid_split, cluster_conditions, reach_labels, stratified_split
 from .trialdata import Provenance, TrialData, check_shape
 
 NLB_CITATION = (
@@ -41,11 +43,6 @@ NLB_CITATION = (
 
 #: NLB stores hand velocity in mm/s; GNOCCHI stores cm/s and cm.
 MM_PER_CM = 10.0
-#: Bins at the end of the window averaged for the reach endpoint (the target).
-END_BINS = 10
-#: A condition with at least this many labelled trials gets at least one trial in each
-#: requested split (test, valid) and keeps at least one for training.
-MIN_TRIALS_FOR_EVERY_SPLIT = 3
 
 
 def import_nlb(
@@ -145,7 +142,7 @@ def import_nlb(
                          "(no train_behavior, or no movement onset in its window)")
     split = np.full(n_total, "test", dtype=object)
     if labelled.any():
-        split[:n_train] = _stratified_split(condition[:n_train], valid_fraction, labelled_test_fraction, seed)
+        split[:n_train] = stratified_split(condition[:n_train], valid_fraction, labelled_test_fraction, seed)
         strata = "stratified by derived condition"
     else:
         split[:n_train] = _train_valid_split(n_train, valid_fraction, seed)
@@ -182,119 +179,3 @@ def import_nlb(
         raise err.with_path(path) from None
 
 
-def integrate_velocity(vel: np.ndarray, bin_ms: float) -> np.ndarray:
-    """Position at each bin centre from per-bin velocity, starting at 0 at the window start.
-
-    Units follow the velocity's: cm/s gives cm (velocity per second × bin width in s).
-    """
-    step = vel.astype(np.float64) * (bin_ms / 1000.0)
-    return (np.cumsum(step, axis=1) - step / 2).astype(np.float32)
-
-
-def reach_labels(hand_pos: np.ndarray, *, bin_ms: float, t0_ms: float,
-                 end_bins: int = END_BINS) -> tuple[np.ndarray, str]:
-    """(trials, 5) start x/y, target x/y, reach angle from hand positions (trials, bins, 2), and a note.
-
-    ``t0_ms``: start of the first position bin relative to movement onset (for NLB behaviour, the
-    spikes' t0 plus the behaviour lag). Start: the position in the bin containing t = 0 (movement
-    onset); target: the mean position over the last ``end_bins`` bins; angle: atan2 of
-    target − start. NaN where the path is not finite. ValueError if t = 0 is outside the bins.
-    """
-    n_bins = hand_pos.shape[1]
-    onset = int(np.floor((0.0 - t0_ms) / bin_ms + 1e-9))
-    if not 0 <= onset < n_bins:
-        raise ValueError(f"movement onset (t = 0) is outside the window {t0_ms:g}..{t0_ms + n_bins * bin_ms:g} ms: "
-                         "cannot derive start positions")
-    end_bins = min(end_bins, n_bins)
-    pos = hand_pos.astype(np.float64)
-    start = pos[:, onset, :2]
-    target = pos[:, -end_bins:, :2].mean(axis=1)
-    reach = target - start
-    labels = np.column_stack([start, target, np.arctan2(reach[:, 1], reach[:, 0])])
-    onset_ms = t0_ms + onset * bin_ms
-    end_ms = t0_ms + (n_bins - end_bins) * bin_ms
-    note = (f"start_x/start_y = hand_pos in the bin containing movement onset (behaviour bin {onset}, "
-            f"{onset_ms:g}..{onset_ms + bin_ms:g} ms), target_x/target_y = mean hand_pos over the last {end_bins} "
-            f"bins ({end_ms:g}..{t0_ms + n_bins * bin_ms:g} ms), both relative to the window start; "
-            "reach_angle = atan2(target − start) in radians")
-    return labels, note
-
-
-def cluster_conditions(endpoints: np.ndarray, n_conditions: int, seed: int) -> tuple[np.ndarray, str]:
-    """Condition ids 0..k-1 from k-means of reach endpoints (n, 2), numbered by increasing angle of the
-    cluster centre (atan2, −π..π), and a note. k = n_conditions, or the number of distinct endpoints if fewer."""
-    from sklearn.cluster import KMeans
-
-    endpoints = np.asarray(endpoints, dtype=np.float64)
-    n_distinct = len(np.unique(endpoints, axis=0))
-    k = min(int(n_conditions), n_distinct)
-    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(endpoints)
-    centres = kmeans.cluster_centers_
-    order = np.lexsort((np.hypot(centres[:, 0], centres[:, 1]), np.arctan2(centres[:, 1], centres[:, 0])))
-    rank = np.empty(k, np.int64)
-    rank[order] = np.arange(k)
-    note = (f"condition_id = k-means (k={k}, n_init=10, random_state={seed}) of the reach endpoints target − start, "
-            "numbered by increasing angle of the cluster centre (the file has no reach conditions)")
-    if k < n_conditions:
-        note += f"; only {n_distinct} distinct endpoints, so {k} cluster(s) instead of n_conditions={n_conditions}"
-    return rank[kmeans.labels_], note
-
-
-def _check_fractions(valid_fraction: float, labelled_test_fraction: float) -> None:
-    if not 0 <= valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
-    if not 0 <= labelled_test_fraction < 1:
-        raise ValueError(f"labelled_test_fraction must be in [0, 1), got {labelled_test_fraction}")
-    if valid_fraction + labelled_test_fraction >= 1:
-        raise ValueError(f"valid_fraction + labelled_test_fraction must be < 1 (some trials must train), "
-                         f"got {valid_fraction} + {labelled_test_fraction}")
-
-
-def _train_valid_split(n: int, valid_fraction: float, seed: int) -> np.ndarray:
-    if not 0 <= valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
-    split = np.full(n, "train", dtype=object)
-    n_valid = int(round(n * valid_fraction))
-    split[np.random.default_rng(seed).permutation(n)[:n_valid]] = "valid"
-    return split
-
-
-def _stratified_split(strata: np.ndarray, valid_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
-    """train/valid/test per trial: round(fraction × n) trials to test and to valid overall, shared out over
-    the strata (condition ids) in proportion to their size. A stratum with ≥ MIN_TRIALS_FOR_EVERY_SPLIT
-    trials gets at least one trial in each requested split; every stratum keeps at least one training
-    trial; unlabelled trials (stratum −1) never go to test."""
-    strata = np.asarray(strata)
-    names, index = np.unique(strata, return_inverse=True)
-    sizes = np.bincount(index, minlength=len(names))
-    rng = np.random.default_rng(seed)
-    test = _allocate(sizes, test_fraction, caps=np.where(names < 0, 0, np.maximum(sizes - 1, 0)))
-    valid = _allocate(sizes, valid_fraction, caps=np.maximum(sizes - 1 - test, 0))
-    split = np.full(len(strata), "train", dtype=object)
-    for s in range(len(names)):
-        members = rng.permutation(np.flatnonzero(index == s))
-        split[members[:test[s]]] = "test"
-        split[members[test[s]:test[s] + valid[s]]] = "valid"
-    return split
-
-
-def _allocate(sizes: np.ndarray, fraction: float, caps: np.ndarray) -> np.ndarray:
-    """Per-stratum counts summing to round(fraction × total) (as near as caps allow): proportional shares,
-    at least one for strata of ≥ MIN_TRIALS_FOR_EVERY_SPLIT trials, largest remainders first; deterministic."""
-    if fraction <= 0:
-        return np.zeros(len(sizes), np.int64)
-    quota = fraction * sizes
-    floors = np.minimum(np.where(sizes >= MIN_TRIALS_FOR_EVERY_SPLIT, 1, 0), caps)
-    counts = np.clip(np.floor(quota).astype(np.int64), floors, caps)
-    total = int(round(fraction * sizes.sum()))
-    while counts.sum() < total:
-        room = np.flatnonzero(counts < caps)
-        if not room.size:
-            break
-        counts[room[np.argmax(quota[room] - counts[room])]] += 1  # argmax: first of ties
-    while counts.sum() > total:
-        spare = np.flatnonzero(counts > floors)
-        if not spare.size:
-            break
-        counts[spare[np.argmin(quota[spare] - counts[spare])]] -= 1
-    return counts

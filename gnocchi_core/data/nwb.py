@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .kinematics import speed_onsets, to_cm
 from .trialdata import Provenance, TrialData
 
 #: Slack when testing whether a window lies inside an observed interval (float seconds).
@@ -77,18 +78,21 @@ class _Recording:
 
 
 def import_nwb(path, *, bin_ms: float = 5.0, window_ms: tuple[float, float] = (-200.0, 500.0),
-               speed_threshold: float = 0.2) -> TrialData:
-    """Bin an NLB NWB file into trials aligned to movement onset.
+               speed_threshold: float = 0.2, align: str | None = None) -> TrialData:
+    """Bin an NWB file into trials aligned to an event (movement onset by default).
 
-    ``window_ms`` is relative to movement onset and must be a whole number of ``bin_ms`` bins.
-    ``speed_threshold`` (fraction of a reach's peak speed) finds onsets in continuous
-    (MC_RTT-like) files that have no ``move_onset_time``.
+    ``window_ms`` is relative to the event and must be a whole number of ``bin_ms`` bins.
+    ``align``: a time column of the trials table (``go_cue_time`` or ``go_cue``); by default
+    ``move_onset_time``, and without one (MC_RTT-like continuous files) the onsets are found from
+    hand speed with ``speed_threshold`` (fraction of a reach's peak speed). Lengths are stored in
+    cm and velocities in cm/s (the trials' targets converted like the hand position).
     """
     path = Path(path)
     edges_ns = _bin_edges_ns(bin_ms, window_ms, path)
     rec = _read_file(path)
     try:
-        events, alignment, notes = _aligned_events(rec, window_ms, speed_threshold)
+        events, alignment, notes = _aligned_events(rec, window_ms, speed_threshold, align)
+        event = alignment.split(" ")[0].removesuffix("_time") if align else "move_onset"
     except DataError as err:
         raise err.with_path(path) from None
     align = events["align"].to_numpy()
@@ -109,16 +113,18 @@ def import_nwb(path, *, bin_ms: float = 5.0, window_ms: tuple[float, float] = (-
         behavior_units={name: s.unit for name, s in rec.series.items() if s.unit},
         heldout_neurons=rec.heldout,
         neuron_ids=rec.unit_ids,
-        align_event="move_onset",
+        align_event=event,
         provenance=_provenance(path, rec, description),
     )
 
 
-def _aligned_events(rec: _Recording, window_ms, speed_threshold: float) -> tuple[pd.DataFrame, str, list[str]]:
+def _aligned_events(rec: _Recording, window_ms, speed_threshold: float,
+                    align: str | None = None) -> tuple[pd.DataFrame, str, list[str]]:
     """Alignment time and labels of every usable trial, how they were aligned, and what was dropped."""
-    if rec.trials is not None and "move_onset_time" in rec.trials:
-        events, notes = _maze_trials(rec)
-        alignment = "move_onset_time from the trials table"
+    column = _align_column(rec, align)
+    if column is not None:
+        events, notes = _maze_trials(rec, column)
+        alignment = f"{column} from the trials table"
     else:
         events, notes = _rtt_reaches(rec, speed_threshold)
         alignment = f"movement onset at {speed_threshold:g} x peak hand speed after each target change"
@@ -171,6 +177,11 @@ def _read_recording(nwbfile) -> _Recording:
     heldout = (np.asarray(units["heldout"].data[:], dtype=bool) if "heldout" in units.colnames
                else np.zeros(n_units, dtype=bool))
     trials, ragged = _read_table(nwbfile.trials) if nwbfile.trials is not None else (None, {})
+    series = _with_hand_series(_read_behavior(nwbfile))
+    if "target_pos" in ragged and "hand_pos" in series:  # targets are in the hand's frame and unit
+        factor = to_cm(np.ones(1), series["hand_pos"].unit)[0][0]
+        ragged["target_pos"] = [np.asarray(p, dtype=float) * factor for p in ragged["target_pos"]]
+    series = {name: _Series(s.t, *to_cm(s.data, s.unit)) for name, s in series.items()}
     return _Recording(
         unit_ids=np.asarray(units.id.data[:], dtype=np.int64),
         spike_times=[np.sort(t) for t in _ragged(units["spike_times"])],
@@ -178,7 +189,7 @@ def _read_recording(nwbfile) -> _Recording:
         obs_intervals=(_ragged(units["obs_intervals"]) if "obs_intervals" in units.colnames else []),
         trials=trials,
         ragged=ragged,
-        series=_with_hand_series(_read_behavior(nwbfile)),
+        series=series,
         meta=_read_meta(nwbfile),
     )
 
@@ -260,22 +271,35 @@ def _read_meta(nwbfile) -> dict[str, object]:
 
 
 # ---------------------------------------------------------------------- alignment events
-def _maze_trials(rec: _Recording) -> tuple[pd.DataFrame, list[str]]:
-    """One event per trial at ``move_onset_time``; trials without onset or split are dropped."""
+def _align_column(rec: _Recording, align: str | None) -> str | None:
+    """The trials-table column to align to: ``align`` (with or without ``_time``), else
+    ``move_onset_time`` when present, else None (segment continuous behaviour)."""
+    columns = sorted(c for c, v in (rec.trials or {}).items() if c.endswith("_time") and v.dtype.kind in "iuf")
+    if align is None:
+        return "move_onset_time" if "move_onset_time" in columns else None
+    for name in (align, f"{align}_time"):
+        if name in columns:
+            return name
+    raise DataError("alignment event not in the trials table", field=f"intervals/trials/{align}",
+                    expected="one of its time columns", found=", ".join(columns) or "no trials table time columns")
+
+
+def _maze_trials(rec: _Recording, column: str = "move_onset_time") -> tuple[pd.DataFrame, list[str]]:
+    """One event per trial at its ``column`` time; trials without that time or a split are dropped."""
     cols = rec.trials
     n = len(cols["id"])
-    events = pd.DataFrame({"trial_id": cols["id"], "align": cols["move_onset_time"].astype(float)})
+    events = pd.DataFrame({"trial_id": cols["id"], "align": cols[column].astype(float)})
     raw_split = cols["split"] if "split" in cols else np.full(n, "train", dtype=object)
     events["split"] = [_SPLITS.get(str(s)) for s in raw_split]
     target = _active_targets(rec, n)
     events["target_x"], events["target_y"] = target[:, 0], target[:, 1]
     for name, values in cols.items():
-        if name not in ("id", "split", "move_onset_time") and values.dtype.kind in "biuf":
+        if name not in ("id", "split", column) and values.dtype.kind in "biuf":
             events[name] = values
     notes = []
     no_onset = ~np.isfinite(events["align"].to_numpy())
     if no_onset.any():
-        notes.append(f"{int(no_onset.sum())} trials with NaN move_onset_time (failed trials)")
+        notes.append(f"{int(no_onset.sum())} trials with NaN {column} (failed trials)")
     no_split = events["split"].isna().to_numpy() & ~no_onset
     if no_split.any():
         values = sorted({str(s) for s in np.asarray(raw_split)[no_split]})
@@ -298,10 +322,12 @@ def _active_targets(rec: _Recording, n: int) -> np.ndarray:
 def _rtt_reaches(rec: _Recording, speed_threshold: float) -> tuple[pd.DataFrame, list[str]]:
     """Cut continuous behaviour into reaches at target changes and find each reach's onset."""
     if "target_pos" not in rec.series or "hand_vel" not in rec.series:
+        times = sorted(c for c in (rec.trials or {}) if c.endswith("_time"))
         raise DataError("no trials to align: the trials table has no move_onset_time and there is no "
-                        "target_pos + hand velocity/position behaviour to segment reaches from",
+                        "target_pos + hand velocity/position behaviour to segment reaches from"
+                        + (f"; pass --align with one of {', '.join(times)}" if times else ""),
                         field="intervals/trials/move_onset_time",
-                        expected="move_onset_time, or target_pos and hand_pos/hand_vel series",
+                        expected="move_onset_time, --align EVENT, or target_pos and hand_pos/hand_vel series",
                         found=f"trial columns {sorted(rec.trials or {})}, behaviour {sorted(rec.series)}")
     if not 0 < speed_threshold < 1:
         raise DataError("speed threshold must be a fraction of peak speed", field="speed_threshold",
@@ -310,18 +336,12 @@ def _rtt_reaches(rec: _Recording, speed_threshold: float) -> tuple[pd.DataFrame,
     changes = 1 + np.flatnonzero(np.any(~_same(target.data[1:], target.data[:-1]), axis=1))
     starts = target.t[changes]
     ends = np.append(starts[1:], np.inf)
-    speed = np.linalg.norm(vel.data, axis=1)
-    rows, still = [], 0
-    for reach, (t_start, t_end, change) in enumerate(zip(starts, ends, changes)):
-        lo, hi = np.searchsorted(vel.t, [t_start, t_end])
-        onset = _onset_index(speed[lo:hi], speed_threshold)
-        if onset is None:
-            still += 1
-            continue
-        t_onset = vel.t[lo + onset]
-        rows.append({"trial_id": reach, "align": t_onset, "split": _split_at(rec.trials, t_onset),
-                     "target_x": target.data[change, 0], "target_y": target.data[change, 1],
-                     "target_change_time": t_start})
+    segments = np.column_stack([np.searchsorted(vel.t, starts), np.searchsorted(vel.t, ends)])
+    onsets = speed_onsets(np.linalg.norm(vel.data, axis=1), threshold=speed_threshold, segments=segments)
+    rows = [{"trial_id": reach, "align": vel.t[onset], "split": _split_at(rec.trials, vel.t[onset]),
+             "target_x": target.data[change, 0], "target_y": target.data[change, 1], "target_change_time": t_start}
+            for reach, (onset, change, t_start) in enumerate(zip(onsets, changes, starts)) if onset >= 0]
+    still = int((onsets < 0).sum())
     notes = [f"{still} target changes without hand movement"] if still else []
     events = pd.DataFrame(rows, columns=["trial_id", "align", "split", "target_x", "target_y",
                                          "target_change_time"])
@@ -333,19 +353,6 @@ def _rtt_reaches(rec: _Recording, speed_threshold: float) -> tuple[pd.DataFrame,
 
 def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a == b) | (np.isnan(a) & np.isnan(b))
-
-
-def _onset_index(speed: np.ndarray, threshold: float) -> int | None:
-    """Start of the above-threshold run that contains the peak.
-
-    Taking the run around the peak, rather than the first crossing, keeps a small corrective
-    movement or the tail of the previous reach from being mistaken for the onset.
-    """
-    if not np.isfinite(speed).any() or np.nanmax(speed) <= 0:
-        return None
-    peak = int(np.nanargmax(speed))
-    below = np.flatnonzero(~(speed[:peak] > threshold * speed[peak]))
-    return int(below[-1]) + 1 if below.size else 0
 
 
 def _split_at(trials: dict[str, np.ndarray] | None, t: float) -> str | None:

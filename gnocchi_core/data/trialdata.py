@@ -55,6 +55,7 @@ class Provenance:
     citation: str = ""
     description: str = ""
     command: str = ""
+    derived: str = ""  # what the importer derived rather than read (labels, conditions, splits)
 
 
 @dataclass
@@ -104,6 +105,21 @@ class TrialData:
                                 expected=">= 0", found=f"min {np.nanmin(self.rates):.3g}")
         if self.latents is not None:
             self.latents = _check_per_bin(self.latents, "latents", n_trials, n_bins)
+
+    # ------------------------------------------------------------------ from your own arrays
+    @classmethod
+    def from_arrays(cls, spikes, *, bin_ms: float, **options) -> "TrialData":
+        """Trials already cut: (trials, bins, units) counts or 0/1 trains; see `arrays.from_arrays`."""
+        from .arrays import from_arrays
+
+        return from_arrays(spikes, bin_ms=bin_ms, **options)
+
+    @classmethod
+    def from_continuous(cls, spikes, *, bin_ms: float, **options) -> "TrialData":
+        """A continuous (time, units) recording cut into reaches; see `arrays.from_continuous`."""
+        from .arrays import from_continuous
+
+        return from_continuous(spikes, bin_ms=bin_ms, **options)
 
     # ------------------------------------------------------------------ shape and time
     @property

@@ -1,0 +1,112 @@
+"""`gnocchi train gnocchi|lfads`: train a model on a dataset. Checkpoints go to --out, so --resume
+continues a killed run and --max-minutes bounds a run's time while still leaving a loadable model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+
+from .common import add_command, add_device, add_group
+
+
+def register(commands) -> None:
+    """Add the `train` group and its models to the top-level subparsers."""
+    models = add_group(
+        commands, "train", help="train a model on a dataset",
+        description="Train a model; checkpoints go to --out and --resume continues a killed run where it "
+                    "stopped. --max-minutes ends a run early, keeping the best weights so far.",
+        examples=["gnocchi train gnocchi --data demo.h5 --out models/gnocchi_demo --max-minutes 5",
+                  "gnocchi train lfads --data demo.h5 --out models/lfads_demo --max-minutes 5",
+                  "gnocchi train gnocchi --data demo.h5 --out models/gnocchi_demo --resume"],
+        title="models", metavar="MODEL")
+    gnocchi = add_command(
+        models, "gnocchi", help="the code-conditioned diffusion model", run=_train_gnocchi,
+        description="Train GNOCCHI on the 'train' trials, validating on 'valid'.",
+        examples=["gnocchi train gnocchi --data demo.h5 --out models/gnocchi_demo --max-minutes 5",
+                  "gnocchi train gnocchi --data demo.h5 --out models/gnocchi_demo --epochs 100 --seed 1",
+                  "gnocchi train gnocchi --data demo.h5 --out models/gnocchi_demo --resume"])
+    gnocchi.add_argument("--data", required=True, help="a GNOCCHI dataset (.h5)")
+    _add_common(gnocchi, model="GnocchiConfig", epochs=400)
+    lfads = add_command(
+        models, "lfads", help="the LFADS baseline (lfads-torch's architecture)", run=_train_lfads,
+        description="Train LFADS on the 'train' trials, validating on 'valid'; encoders read the held-in neurons, "
+                    "the readout reconstructs all. Also writes OUT/lfads_output_{data name}.h5 with lfads-torch's "
+                    "output keys. --data may be a GNOCCHI dataset or an lfads-torch input file.",
+        examples=["gnocchi train lfads --data demo.h5 --out models/lfads_demo --max-minutes 5",
+                  "gnocchi train lfads --data demo_lfads.h5 --out models/lfads_from_file --epochs 50"])
+    lfads.add_argument("--data", required=True, help="a GNOCCHI dataset or an lfads-torch input file (.h5)")
+    _add_common(lfads, model="LfadsConfig", epochs=800)
+    lfads.add_argument("--bin-ms", type=float, help="bin width in ms, for lfads-torch files gnocchi did not write")
+
+
+def _add_common(parser, *, model: str, epochs: int) -> None:
+    """The options both models take (``model``: the config class --config overrides)."""
+    parser.add_argument("--out", required=True, help="model folder to write")
+    parser.add_argument("--epochs", type=int, help=f"maximum epochs (default {epochs}; early stopping may end sooner)")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--config", help=f"JSON file of {model} fields to override")
+    add_device(parser)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (the epoch count may change)")
+    parser.add_argument("--max-minutes", type=float, metavar="M",
+                        help="stop cleanly after M minutes of training and keep the best weights so far as a "
+                             "loadable model")
+
+
+def _config_overrides(args) -> dict:
+    """Config fields from --config (JSON), with --epochs and --seed applied on top."""
+    import json
+
+    overrides = json.loads(Path(args.config).read_text()) if args.config else {}
+    train_overrides = overrides.setdefault("train", {})
+    if args.epochs is not None:
+        train_overrides["epochs"] = args.epochs
+    if args.seed is not None:
+        train_overrides["seed"] = args.seed
+    return overrides
+
+
+def _fit_options(args) -> dict:
+    """Keywords for ``model.fit``. max_minutes only when given, so a fit() that predates it still works."""
+    return {"resume": args.resume, **({"max_minutes": args.max_minutes} if args.max_minutes is not None else {})}
+
+
+def _train_gnocchi(args) -> None:
+    from ..data import load_dataset
+    from ..models.gnocchi import GnocchiConfig, GnocchiModel
+    from ..models.training import resolve_device
+
+    data = load_dataset(args.data)
+    config = GnocchiConfig.from_dict(_config_overrides(args))
+    device = resolve_device(args.device)
+    print(f"training GNOCCHI on {args.data} ({data.n_trials} trials, {data.n_bins} bins, "
+          f"{data.n_neurons} neurons) on {device}")
+    model = GnocchiModel(config, device=args.device).fit(data, args.out, **_fit_options(args))
+    best = min(model.history, key=lambda r: r["valid_loss"])
+    print(f"done: {len(model.history)} epochs, best valid loss {best['valid_loss']:.4f} at epoch "
+          f"{best['epoch']}; model in {args.out}")
+
+
+def _train_lfads(args) -> None:
+    from ..data import load_dataset
+    from ..data.lfads_h5 import import_lfads
+    from ..models.lfads import LfadsConfig, LfadsModel, write_lfads_output
+    from ..models.training import resolve_device
+
+    if not os.path.isfile(args.data):
+        raise FileNotFoundError(f"{args.data}: file not found")
+    with h5py.File(args.data, "r") if h5py.is_hdf5(args.data) else open(os.devnull) as f:
+        lfads_input = isinstance(f, h5py.File) and "train_encod_data" in f
+    data = import_lfads(args.data, bin_ms=args.bin_ms) if lfads_input else load_dataset(args.data)
+    config = LfadsConfig.from_dict(_config_overrides(args))
+    device = resolve_device(args.device)
+    print(f"training LFADS on {args.data} ({data.n_trials} trials, {data.n_bins} bins, {data.n_neurons} neurons, "
+          f"{int(data.heldout_neurons.sum())} held out) on {device}")
+    model = LfadsModel(config, device=args.device).fit(data, args.out, **_fit_options(args))
+    best = min(model.history, key=lambda r: r["valid_loss"])
+    heldout = f", held-out neurons {best['valid_heldout_bps']:.4f} bits/spike" if "valid_heldout_bps" in best else ""
+    output = Path(args.out) / f"lfads_output_{Path(args.data).stem}.h5"
+    write_lfads_output(model, data, output)
+    print(f"done: {len(model.history)} epochs, best valid loss {best['valid_loss']:.4f} at epoch {best['epoch']}"
+          f"{heldout}; model in {args.out}; outputs in {output}")
