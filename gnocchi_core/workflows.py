@@ -18,6 +18,7 @@ from .analysis.metrics import behaviour_axes, grid_deltas, navigation_codes
 from .analysis.evaluation import behaviour_table, grid_spacing
 from .analysis.report import evaluate_models, write_report
 from .data.motornet_truth import with_ground_truth
+from .data.readiness import evaluation_kind, readiness
 from .data.trialdata import Provenance, TrialData, load_dataset
 from .errors import GnocchiError
 from .models import load_model
@@ -62,14 +63,20 @@ def load_evaluation_data(data_path: str | os.PathLike) -> TrialData:
 def evaluate_folders(data_path: str, folders: list[str], out_dir: str, *, names: list[str] | None = None,
                      samples: int = 8, seed: int = 0, device: str = "auto", progress: bool = True) -> dict:
     """`gnocchi evaluate`: every model on one dataset, one report (one seed per model). Returns the
-    report (report.json's content)."""
+    report (report.json's content). A dataset with hand kinematics gets the full reach evaluation
+    (with a behaviour decoder fitted on its held-in training trials), one with condition labels only
+    the neural evaluation (`analysis.neural`; no decoder); a GnocchiError names what is missing when
+    it has neither, or no held-in train and test trials (`readiness`)."""
     data = load_evaluation_data(data_path)
+    missing = readiness(data)["evaluate"]
+    if missing:
+        raise GnocchiError(f"{data_path} cannot be evaluated: {missing}")
     models = {name: load_model(folder, device=device) for name, folder in model_names(folders, names).items()}
     for name, model in models.items():
         if (model.n_bins, model.n_neurons) != (data.n_bins, data.n_neurons):
             raise GnocchiError(f"model '{name}' was trained on {model.n_bins} bins × {model.n_neurons} neurons; "
                                f"{data_path} has {data.n_bins} × {data.n_neurons}")
-    decoder = BehaviourDecoder.fit(heldin_training_trials(data))
+    decoder = BehaviourDecoder.fit(heldin_training_trials(data)) if evaluation_kind(data) == "reach" else None
     evaluations = evaluate_models(models, data, decoder, samples=samples, seed=seed, progress=progress)
     return write_report(evaluations, data, out_dir, source=Path(data_path).name)
 

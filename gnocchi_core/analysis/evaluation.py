@@ -28,12 +28,17 @@ Protocol, the same for every model (no setting is chosen on the trials it report
 - the decoder itself: median endpoint error on the recorded held-in test trials
   (`decoder_endpoint_error_cm`, from their true rates when the dataset has them).
 Undefined metrics are None with a reason in ``why``.
+
+Without a behaviour decoder: `evaluate_recording` (MC_Maze: reach labels, no ground truth or grid)
+and `neural.evaluate_neural` (condition labels, no kinematics) share `recorded_generation`
+(generation R² against given rates, co-bps) and `finish` (PCA of the codes).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import numpy as np
 
@@ -46,6 +51,14 @@ from .metrics import (Undefined, axis_cosine, behaviour_axes, code_snr, conditio
                       r2_per_neuron, random_axis_cosine, whitened_axis_cosine)
 
 NAVIGATED = ("target_x", "target_y")  # the axes the report traverses
+#: the metrics of `evaluate_model` that need hand kinematics and a target grid (the decoder, navigation,
+#: axis geometry, held-out targets), in its order: null with the reason on data without reaches
+REACH_METRICS = (*(f"{m}{s}" for s in ("", "_single") for m in ("velocity_r2", "decoded_target_error_cm")),
+                 "decoder_endpoint_error_cm",
+                 *(f"{m}_{v}" for v in NAVIGATED for m in ("nav_slope", "unintended", "leakage")),
+                 "axis_cos_whitened_target_x_target_y", "axis_cos_random_expected",
+                 *(f"axis_cos_{a}_{b}" for a, b in combinations(VARIABLES, 2)),
+                 "heldout_target_error_cm", "heldout_target_error_frac_grid")
 
 
 @dataclass
@@ -65,6 +78,7 @@ class ModelEvaluation:
     # per navigated variable: positions (steps,) commanded, paths (steps, bins, 2) decoded hand path
     # averaged over references, variables (steps, references, 4) decoded start/target
     heldout: dict[str, np.ndarray] = field(default_factory=dict)  # predicted (n, 2), true (n, 2) targets
+    scope: str = "reach"  # which evaluation: "reach" (evaluate_model), "recording" or "neural"
 
 
 class Recorder:
@@ -172,20 +186,17 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
     record = Recorder()
     codes = model.encode(data)
     axes, _ = behaviour_axes(codes[train], behaviour[train])
-    pc_axes, pc_variance, pc_mean = principal_axes(codes, 3)
-    _code_snrs(record, codes, behaviour, conditions, train, pool, axes)
+    target_code_snrs(record, codes, behaviour, conditions, train, pool, axes)
     tick(1)
 
     # generation: conditional means and single draws of the held-in test trials
     test_data = data.subset(trials=test)
-    mean = conditional_mean(model, codes[test], samples, seed)
-    single = single_draw(model, test_data, codes[test], seed)
-    tick(1)
     truth = test_data.rates if test_data.rates is not None else \
         smoothed_rates(test_data.spikes, data.bin_ms, decoder.sigma_ms)
-    others = ~test & ~heldout  # the held-in train and valid trials
-    r2_neurons = _generation_r2(record, truth, mean, single, conditions, test, others,
-                                data.rates if data.rates is not None else "the dataset has no ground-truth rates")
+    r2_neurons, mean, single = generation_r2(
+        record, model, data, codes, truth, data.rates if data.rates is not None else
+        "the dataset has no ground-truth rates", samples=samples, seed=seed, test_data=test_data)
+    tick(1)
     test_targets = behaviour[test, 2:]
     for suffix, rates in (("", mean), ("_single", single)):
         record(f"velocity_r2{suffix}", lambda: velocity_r2(decoder, rates, test_data.behavior["hand_vel"]))
@@ -213,9 +224,10 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
             effect, reason = navigation_effect(variables, deltas, k), ""
         except Undefined as undefined:
             effect, reason = (None, None), str(undefined)
-        slope = record(f"nav_slope_{variable}", lambda: _raise(reason) if effect[0] is None else effect[0])
-        unintended = record(f"unintended_{variable}", lambda: _raise(reason) if effect[1] is None else effect[1])
-        record(f"leakage_{variable}", lambda: _raise(reason or "slope or unintended movement undefined")
+        slope = record(f"nav_slope_{variable}", lambda: raise_undefined(reason) if effect[0] is None else effect[0])
+        unintended = record(f"unintended_{variable}",
+                            lambda: raise_undefined(reason) if effect[1] is None else effect[1])
+        record(f"leakage_{variable}", lambda: raise_undefined(reason or "slope or unintended movement undefined")
                if slope is None or unintended is None else leakage(unintended, slope))
         navigation[variable] = {"positions": np.linspace(low, high, nav_steps), "paths": np.stack(paths),
                                 "variables": variables}
@@ -225,8 +237,9 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
                                               VARIABLES.index("target_y")), ""
     except Undefined as undefined:
         cosine, reason = (None, None), str(undefined)
-    record("axis_cos_whitened_target_x_target_y", lambda: _raise(reason) if cosine[0] is None else cosine[0])
-    record("axis_cos_random_expected", lambda: _raise(reason) if cosine[1] is None else random_axis_cosine(cosine[1]))
+    record("axis_cos_whitened_target_x_target_y", lambda: raise_undefined(reason) if cosine[0] is None else cosine[0])
+    record("axis_cos_random_expected",
+           lambda: raise_undefined(reason) if cosine[1] is None else random_axis_cosine(cosine[1]))
     for a in range(4):
         for b in range(a + 1, 4):
             record(f"axis_cos_{VARIABLES[a]}_{VARIABLES[b]}", lambda: axis_cosine(axes[:, a], axes[:, b]))
@@ -240,10 +253,8 @@ def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder,
         heldout_result = {"predicted": predicted, "true": behaviour[heldout, 2:]}
     else:
         for key in ("heldout_target_error_cm", "heldout_target_error_frac_grid"):
-            record(key, lambda: _raise("the dataset has no held-out conditions"))
-    pcs = (codes - pc_mean) @ pc_axes.T
-    return ModelEvaluation(name, getattr(model, "kind", "model"), record.metrics, record.why, codes, pcs,
-                           pc_variance, axes, r2_neurons, navigation, heldout_result)
+            record(key, lambda: raise_undefined("the dataset has no held-out conditions"))
+    return finish(name, model, record, codes, axes, r2_neurons, navigation=navigation, heldout=heldout_result)
 
 
 def evaluation_steps(nav_steps: int = 9) -> int:
@@ -251,11 +262,12 @@ def evaluation_steps(nav_steps: int = 9) -> int:
     return 2 + 2 * nav_steps
 
 
-def _raise(reason: str):
+def raise_undefined(reason: str):
+    """Raise `Undefined` (inside a `Recorder` lambda: the metric is null with ``reason``)."""
     raise Undefined(reason)
 
 
-def _code_snrs(record: Recorder, codes, behaviour, conditions, train, pool, axes=None) -> None:
+def target_code_snrs(record: Recorder, codes, behaviour, conditions, train, pool, axes=None) -> None:
     """Code SNR of each navigated variable on the ``pool`` trials: along the discriminant direction
     fitted on the ``train`` trials, and (given ``axes``) along the behaviour axis."""
     for variable in NAVIGATED:
@@ -266,23 +278,64 @@ def _code_snrs(record: Recorder, codes, behaviour, conditions, train, pool, axes
             record(f"code_snr_axis_{variable}", lambda: code_snr(codes[pool], axes[:, k], conditions[pool]))
 
 
-def _generation_r2(record: Recorder, truth, mean, single, conditions, test, others, reference) -> np.ndarray:
-    """R² of condition-averaged generated (conditional means, single draws) vs ``truth`` of the test
-    trials, and the ceiling: the same for ``reference`` (all trials' truth, or why there is none) of the
-    ``others`` trials. Returns the per-neuron R² of the conditional means."""
+def generation_r2(record: Recorder, model, data: TrialData, codes: np.ndarray, truth: np.ndarray, reference,
+                  *, samples: int, seed: int, test_data: TrialData | None = None):
+    """Generation, like with like, of the held-in test trials from their ``codes`` (every trial's):
+    R² of condition-averaged conditional means and single draws vs ``truth`` (the test trials' rates),
+    and the ceiling: the same R² of ``reference`` (every trial's rates, or why there are none)
+    averaged over the other held-in (train, valid) trials. Returns the per-neuron R² of the conditional
+    means, the conditional means and the single draws."""
+    conditions = data.trial_info["condition_id"].to_numpy()
+    test = data.heldin_conditions("test")
+    test_data = test_data if test_data is not None else data.subset(trials=test)
+    mean = conditional_mean(model, codes[test], samples, seed)
+    single = single_draw(model, test_data, codes[test], seed)
     truth_avg, labels = condition_average(truth, conditions[test])
     mean_avg = condition_average(mean, conditions[test])[0]
     record("r2_generated", lambda: mean_r2(truth_avg, mean_avg))
     record("r2_generated_single", lambda: mean_r2(truth_avg, condition_average(single, conditions[test])[0]))
-    others = others & np.isin(conditions, labels)
+    others = data.heldin_conditions("train", "valid") & np.isin(conditions, labels)
     if isinstance(reference, str):
-        record("r2_truth_ceiling", lambda: _raise(reference))
+        record("r2_truth_ceiling", lambda: raise_undefined(reference))
     elif set(conditions[others]) != set(labels):
-        record("r2_truth_ceiling", lambda: _raise("some test conditions have no other held-in trials"))
+        record("r2_truth_ceiling", lambda: raise_undefined("some test conditions have no other held-in trials"))
     else:
         ceiling = condition_average(reference[others], conditions[others])[0]
         record("r2_truth_ceiling", lambda: mean_r2(truth_avg, ceiling))
-    return r2_per_neuron(truth_avg, mean_avg)
+    return r2_per_neuron(truth_avg, mean_avg), mean, single
+
+
+def recorded_generation(record: Recorder, model, data: TrialData, codes: np.ndarray, rates: np.ndarray, *,
+                        samples: int, seed: int) -> np.ndarray:
+    """The steps the evaluations without a behaviour decoder share: `generation_r2` against ``rates``
+    (every trial's: smoothed recorded spikes, or the ground truth; the ceiling from the same rates of
+    the other held-in trials), then co-bps of the held-out neurons on the held-in test trials (models
+    whose encoder does not read them only). Returns the per-neuron R²."""
+    from .metrics import bits_per_spike
+
+    test = data.heldin_conditions("test")
+    test_data = data.subset(trials=test)
+    r2_neurons = generation_r2(record, model, data, codes, rates[test], rates, samples=samples, seed=seed,
+                               test_data=test_data)[0]
+    heldout = data.heldout_neurons
+    if not heldout.any():
+        record("cobps", lambda: raise_undefined("the dataset has no held-out neurons"))
+    elif hasattr(model, "reconstruct"):
+        counts = model.reconstruct(test_data)[..., heldout] * (data.bin_ms / 1000.0)
+        record("cobps", lambda: bits_per_spike(counts, test_data.spikes[..., heldout]))
+    else:
+        record("cobps", lambda: raise_undefined(f"{model.kind}'s encoder reads every neuron, the held-out ones included, "
+                                       "so they are not held out from it"))
+    return r2_neurons
+
+
+def finish(name: str, model, record: Recorder, codes: np.ndarray, axes: np.ndarray, r2_neurons: np.ndarray,
+           **arrays) -> ModelEvaluation:
+    """The `ModelEvaluation`: the recorded metrics, the codes and their top-3 principal components
+    (fitted on every trial), and the given arrays (``navigation``, ``heldout``, ``scope``)."""
+    pc_axes, pc_variance, pc_mean = principal_axes(codes, 3)
+    return ModelEvaluation(name, getattr(model, "kind", "model"), record.metrics, record.why, codes,
+                           (codes - pc_mean) @ pc_axes.T, pc_variance, axes, r2_neurons, **arrays)
 
 
 def evaluate_recording(name: str, model, data: TrialData, *, samples: int = 8, seed: int = 0,
@@ -291,32 +344,13 @@ def evaluate_recording(name: str, model, data: TrialData, *, samples: int = 8, s
     supports (MC_Maze): code SNR of the target coordinates by reach condition, R² of condition-averaged
     generated vs smoothed recorded rates (conditional means and single draws, beside the same R² of
     the other recorded trials: the ceiling), and co-bps of the held-out neurons on the test trials."""
-    from .metrics import bits_per_spike
-
-    info = data.trial_info
     behaviour = behaviour_table(data)
-    conditions = info["condition_id"].to_numpy()
-    train, test = data.heldin_conditions("train"), data.heldin_conditions("test")
-    pool = data.heldin_conditions("valid", "test")
+    conditions = data.trial_info["condition_id"].to_numpy()
+    train, pool = data.heldin_conditions("train"), data.heldin_conditions("valid", "test")
     record = Recorder()
     codes = model.encode(data)
     axes, _ = behaviour_axes(codes[train], behaviour[train])
-    _code_snrs(record, codes, behaviour, conditions, train, pool)
-    test_data = data.subset(trials=test)
+    target_code_snrs(record, codes, behaviour, conditions, train, pool)
     smoothed = smoothed_rates(data.spikes, data.bin_ms, sigma_ms)
-    mean = conditional_mean(model, codes[test], samples, seed)
-    single = single_draw(model, test_data, codes[test], seed)
-    r2_neurons = _generation_r2(record, smoothed[test], mean, single, conditions, test,
-                                data.heldin_conditions("train", "valid"), smoothed)
-    heldout = data.heldout_neurons
-    if not heldout.any():
-        record("cobps", lambda: _raise("the dataset has no held-out neurons"))
-    elif hasattr(model, "reconstruct"):
-        rates = model.reconstruct(test_data)[..., heldout] * (data.bin_ms / 1000.0)
-        record("cobps", lambda: bits_per_spike(rates, test_data.spikes[..., heldout]))
-    else:
-        record("cobps", lambda: _raise(f"{model.kind}'s encoder reads every neuron, the held-out ones included, "
-                                       "so they are not held out from it"))
-    pc_axes, pc_variance, pc_mean = principal_axes(codes, 3)
-    return ModelEvaluation(name, getattr(model, "kind", "model"), record.metrics, record.why, codes,
-                           (codes - pc_mean) @ pc_axes.T, pc_variance, axes, r2_neurons)
+    r2_neurons = recorded_generation(record, model, data, codes, smoothed, samples=samples, seed=seed)
+    return finish(name, model, record, codes, axes, r2_neurons, scope="recording")

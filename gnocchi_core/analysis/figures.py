@@ -14,6 +14,9 @@
   the target axes on whitened codes beside the |cos| expected for random axes;
 - ``heldout_targets.png``: targets of held-out conditions predicted from codes (when any model has them).
 
+The neural evaluation (``scope`` 'neural': condition labels, no kinematics) draws only what applies:
+``codes_pca.png`` coloured by condition, ``code_snr.png`` of ``code_snr_condition`` and ``r2_neurons.png``.
+
 A metric may be None (undefined): its title shows "n/a", its bar is left out (an "n/a" mark stands in
 its place), and the figure's footnote gives the reason from ``ModelEvaluation.why``.
 
@@ -52,9 +55,12 @@ def write_figures(evaluations: list[ModelEvaluation], data: TrialData, out_dir: 
     """Write the figures of the module docstring into ``out_dir``; return their paths.
 
     ``heldout_targets.png`` is skipped when no model has held-out-condition predictions, the
-    navigation and orthogonality figures when no model was navigated (a recording without a grid).
+    navigation and orthogonality figures when no model was navigated (a recording without a grid or
+    without kinematics).
     """
-    builders = {"codes_pca.png": _codes_pca, "code_snr.png": _code_snr, "r2_neurons.png": _r2_neurons}
+    neural = any(ev.scope == "neural" for ev in evaluations)
+    builders = {"codes_pca.png": _codes_by_condition if neural else _codes_pca, "code_snr.png": _code_snr,
+                "r2_neurons.png": _r2_neurons}
     if any(ev.navigation for ev in evaluations):
         builders.update({"navigation.png": _navigation, "unintended_orthogonality.png": _unintended_orthogonality})
     if any(ev.heldout for ev in evaluations):
@@ -170,15 +176,27 @@ def _empty(ax, message: str, ticks: bool = True) -> None:
 
 # ---------------------------------------------------------------------- figures
 
+def _top3(ev: ModelEvaluation) -> tuple[np.ndarray, np.ndarray]:
+    """The codes' top-3 principal components (n, 3) and explained-variance ratios (3,), zeros beyond a
+    code of fewer than 3 dimensions."""
+    pcs, variance = np.zeros((len(ev.pcs), 3)), np.zeros(3)
+    pcs[:, :min(3, ev.pcs.shape[1])] = ev.pcs[:, :3]
+    variance[:min(3, len(ev.pc_variance))] = ev.pc_variance[:3]
+    return pcs, variance
+
+
+def _pc_labels(ax, variance: np.ndarray) -> None:
+    for axis, k in zip("xyz", range(3)):
+        getattr(ax, f"set_{axis}label")(f"PC{k + 1}, code units ({100 * variance[k]:.0f}% var.)", fontsize=7)
+    ax.tick_params(labelsize=6)
+
+
 def _codes_pca(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
     held = data.trial_info["heldout_condition"].to_numpy(bool)
     n = len(evaluations)
     fig = _figure(PANEL * n + 0.5, 2 * PANEL + 0.8)
     for col, ev in enumerate(evaluations):
-        pcs = np.zeros((len(ev.pcs), 3))
-        pcs[:, :min(3, ev.pcs.shape[1])] = ev.pcs[:, :3]  # a code of fewer than 3 dimensions: zeros beyond
-        variance = np.zeros(3)
-        variance[:min(3, len(ev.pc_variance))] = ev.pc_variance[:3]
+        pcs, variance = _top3(ev)
         for row, variable in enumerate(NAVIGATED):
             ax = fig.add_subplot(2, n, row * n + col + 1, projection="3d")
             values = data.trial_info[variable].to_numpy(float)
@@ -189,11 +207,34 @@ def _codes_pca(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
                 ax.legend(loc="upper left", fontsize=7)
             fig.colorbar(points, ax=ax, shrink=0.6, pad=0.12, label=f"trial's {_label(variable)} (cm)")
             ax.set_title(f"{ev.name}: coloured by {_label(variable)}", fontsize=10)
-            for axis, k in zip("xyz", range(3)):
-                getattr(ax, f"set_{axis}label")(f"PC{k + 1}, code units ({100 * variance[k]:.0f}% var.)", fontsize=7)
-            ax.tick_params(labelsize=6)
+            _pc_labels(ax, variance)
     fig.suptitle("Codes on their top 3 principal axes: a smooth colour gradient = the code orders the targets "
                  "(x and y gradients in different directions = disentangled)", fontsize=10)
+    return fig
+
+
+def _codes_by_condition(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
+    """Codes on their top-3 principal axes, one panel per model, coloured by condition (neural evaluation)."""
+    info = data.trial_info
+    held = info["heldout_condition"].to_numpy(bool)
+    labels, index = np.unique(info["condition_id"].to_numpy(), return_inverse=True)
+    cmap = "tab10" if len(labels) <= 10 else "tab20" if len(labels) <= 20 else "turbo"
+    colours = ScalarMappable(Normalize(-0.5, len(labels) - 0.5), cmap)
+    fig = _figure(PANEL * len(evaluations) + 0.8, PANEL + 0.8)
+    for col, ev in enumerate(evaluations):
+        pcs, variance = _top3(ev)
+        ax = fig.add_subplot(1, len(evaluations), col + 1, projection="3d")
+        ax.scatter(*pcs[~held].T, c=colours.to_rgba(index[~held]), s=8)
+        if held.any():
+            ax.scatter(*pcs[held].T, c="black", marker="x", s=14, label="held-out conditions' trials")
+            ax.legend(loc="upper left", fontsize=7)
+        ax.set_title(f"{ev.name}: coloured by condition", fontsize=10)
+        _pc_labels(ax, variance)
+    bar = fig.colorbar(colours, ax=fig.axes, shrink=0.6, label="trial's condition (condition_id)")
+    ticks = np.arange(len(labels)) if len(labels) <= 20 else np.linspace(0, len(labels) - 1, 5).round().astype(int)
+    bar.set_ticks(ticks, labels=[str(labels[t]) for t in ticks])
+    fig.suptitle("Codes on their top 3 principal axes: separate clusters per colour = the code separates the "
+                 "conditions", fontsize=10)
     return fig
 
 
@@ -209,11 +250,13 @@ def _paired(dark: str, dark_label: str, light: str, light_label: str) -> list[tu
 def _code_snr(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
     fig = _figure(max(PANEL + 2, 2.6 * len(evaluations)), PANEL + 0.6)
     ax = fig.add_subplot()
-    series = _paired("code_snr", ", discriminant direction", "code_snr_axis", ", behaviour axis")
+    what = "condition" if any(ev.scope == "neural" for ev in evaluations) else "target"
+    series = [("code_snr_condition", "by condition, first discriminant", "tab:green", 1.0)] if what == "condition" \
+        else _paired("code_snr", ", discriminant direction", "code_snr_axis", ", behaviour axis")
     _bars(ax, evaluations, series)
-    ax.set_ylabel("code SNR (between-target ÷ within-target\nvariance of the projected codes; no unit)")
+    ax.set_ylabel(f"code SNR (between-{what} ÷ within-{what}\nvariance of the projected codes; no unit)")
     ax.set_xlabel("model")
-    ax.set_title("Code SNR of the targets (held-in valid + test trials)\nhigher = targets better separated "
+    ax.set_title(f"Code SNR of the {what}s (held-in valid + test trials)\nhigher = {what}s better separated "
                  "in the codes", fontsize=10)
     _footnote(fig, evaluations, [key for key, *_ in series])
     return fig
@@ -243,7 +286,8 @@ def _r2_neurons(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
         ax.set_xlabel("R², clipped to [-1, 1] (no unit)", fontsize=8)
     axes[0].set_ylabel("neurons (count)")
     axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle("Per-neuron R² of condition-averaged generated vs true rates\n1 = exact, 0 = no better than the "
+    truth = "true" if data.rates is not None else "recorded (smoothed spikes)"
+    fig.suptitle(f"Per-neuron R² of condition-averaged generated vs {truth} rates\n1 = exact, 0 = no better than the "
                  "neuron's mean rate, < 0 = worse", fontsize=10)
     _footnote(fig, evaluations, ["r2_generated"])
     return fig

@@ -67,6 +67,50 @@ def discriminant_direction(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
     return ridge.coef_ / scale
 
 
+def _shrinkage_lda(codes: np.ndarray, conditions: np.ndarray, solver: str):
+    """scikit-learn's LinearDiscriminantAnalysis with Ledoit–Wolf shrinkage of the within-condition
+    covariance (``shrinkage='auto'``, on standardised codes), fitted on ``codes`` (n, L) by ``conditions``."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    codes, conditions = np.asarray(codes, dtype=np.float64), np.asarray(conditions)
+    labels = np.unique(conditions)
+    if len(labels) < 2:
+        raise Undefined(f"{len(labels)} condition(s) among the training codes; a discriminant needs two")
+    if len(codes) <= len(labels):
+        raise Undefined(f"{len(codes)} training codes for {len(labels)} conditions: no within-condition spread")
+    if not (codes.std(axis=0) > 0).any():
+        raise Undefined("the training codes do not vary")
+    return LinearDiscriminantAnalysis(solver=solver, shrinkage="auto").fit(codes, conditions)
+
+
+def condition_discriminant(codes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
+    """The first Fisher linear discriminant of ``codes`` (n, L) by ``conditions`` (n,): the direction
+    (L,) along which between-condition ÷ within-condition variance of the projected codes is largest,
+    i.e. the ratio `code_snr` measures, for any number of conditions.
+
+    It is the leading generalised eigenvector of S_between v = λ S_within v, with S_within shrunk
+    towards a multiple of the identity by the Ledoit–Wolf amount (scikit-learn's
+    ``LinearDiscriminantAnalysis(solver='eigen', shrinkage='auto')``), so it stays well defined when
+    the code has many dimensions for few trials per condition. Fit it on training codes and score
+    `code_snr` on other trials: on the same trials the maximisation inflates the SNR."""
+    direction = _shrinkage_lda(codes, conditions, "eigen").scalings_[:, 0]
+    return np.asarray(direction, dtype=np.float64)
+
+
+def condition_accuracy(train_codes: np.ndarray, train_conditions: np.ndarray, test_codes: np.ndarray,
+                       test_conditions: np.ndarray) -> tuple[float, float]:
+    """How well codes name their trial's condition: the fraction of ``test_codes`` whose condition a
+    linear classifier fitted on ``train_codes`` predicts (shrinkage LDA, as `condition_discriminant`),
+    and chance: the majority rate of the test trials (what always naming their most frequent condition
+    scores; 1 / conditions when they are balanced)."""
+    test_conditions = np.asarray(test_conditions)
+    if not len(test_conditions):
+        raise Undefined("no test codes")
+    predicted = _shrinkage_lda(train_codes, train_conditions, "lsqr").predict(np.asarray(test_codes, np.float64))
+    counts = np.unique(test_conditions, return_counts=True)[1]
+    return float(np.mean(predicted == test_conditions)), float(counts.max() / len(test_conditions))
+
+
 def r2_per_neuron(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """Coefficient of determination per neuron (last axis), pooling all other axes.
 

@@ -2,13 +2,16 @@
 
 ``report.json`` is strict JSON (no NaN or infinity)::
 
-    {"dataset": {"trials": int, "test_trials_per_heldin_target_min": int, ...},
-     "protocol": str, "seeds": [int, ...],
+    {"dataset": {"trials": int, "test_trials_per_heldin_target_min": int, ...,
+                 "missing_reach": str|null (why there are no reaches to decode, null when there are)},
+     "evaluation": "reach" | "recording" | "neural", "protocol": str, "seeds": [int, ...],
      "models": {name: {metric: {"mean": float|null, "sd": float|null, "seeds": [float|null, ...],
                                 "why": str (only when something is null)}}}}
 
 ``report.md`` shows the same as "mean ± sd (per-seed values)" with every row explained, "n/a (why)"
-where a metric is undefined, and the figures of the first seed with how to read them.
+where a metric is undefined, and the figures of the first seed with how to read them. Datasets
+with condition labels but no hand kinematics get the neural evaluation (`neural.evaluate_neural`):
+its own protocol and figure captions, and every reach metric as "n/a (why)".
 `comparison_paragraph` turns a report into the README's comparison sentences: "A beats B" only
 where every seed agrees.
 """
@@ -23,9 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
+from ..data.readiness import evaluation_kind, missing_reach
 from ..data.trialdata import TrialData
 from .decoding import BehaviourDecoder
 from .evaluation import ModelEvaluation, evaluate_model, evaluation_steps
+from .neural import NEURAL_STEPS, evaluate_neural
 
 PROTOCOL = ("Behaviour axes, discriminant directions, whitening, the held-out-target map and the behaviour "
             "decoder are fitted on the held-in training trials; early stopping reads the 'valid' split. Generation, "
@@ -34,14 +39,26 @@ PROTOCOL = ("Behaviour axes, discriminant directions, whitening, the held-out-ta
             "trials; the axis cosines describe the axes fitted on training codes; the R² ceiling compares the "
             "test trials' true rates with the training and valid trials'. The default models' settings and where they "
             "were chosen: gnocchi_core/assets.py. Definitions: gnocchi_core/analysis/evaluation.py and metrics.py.")
+NEURAL_PROTOCOL = ("No hand kinematics: the neural evaluation. The condition discriminant (first Fisher/LDA "
+                   "direction) and the condition classifier are fitted on the held-in training codes; code SNR by "
+                   "condition pools the held-in valid and test trials; condition accuracy, generation and co-bps "
+                   "are scored on the held-in test trials, which no setting was chosen on; the R² ceiling compares "
+                   "the test trials' rates (ground truth when the dataset has it, else smoothed spikes) with the "
+                   "training and valid trials'. Reach metrics are n/a. Definitions: "
+                   "gnocchi_core/analysis/neural.py, evaluation.py and metrics.py.")
 
 #: (metric, what the row shows, which way is better: +1 higher, -1 lower, 0 neither)
 ROWS = [
+    ("code_snr_condition", "code SNR by condition, along the first condition discriminant of the training codes", +1),
+    ("condition_accuracy", "condition decoded from test codes (LDA fitted on training codes), fraction correct", +1),
+    ("condition_accuracy_chance", "chance accuracy: the test trials' most frequent condition's share "
+                                  "(a property of the data)", 0),
     ("code_snr_target_x", "code SNR for target x, along the discriminant direction", +1),
     ("code_snr_target_y", "code SNR for target y, along the discriminant direction", +1),
     ("code_snr_axis_target_x", "code SNR for target x, along the behaviour axis", +1),
     ("code_snr_axis_target_y", "code SNR for target y, along the behaviour axis", +1),
-    ("r2_generated", "R² generated vs true rates: conditional means, condition-averaged, mean over neurons", +1),
+    ("r2_generated", "R² generated vs true rates (smoothed spikes without ground truth): conditional means, "
+                     "condition-averaged, mean over neurons", +1),
     ("r2_generated_single", "R² generated vs true rates: single draws, condition-averaged", +1),
     ("r2_truth_ceiling", "R² ceiling: the other held-in trials' rates vs the test trials' (true rates; smoothed "
                          "spikes without ground truth; a property of the data)", 0),
@@ -68,6 +85,8 @@ BETTER = {key: sign for key, _, sign in ROWS}
 #: the metrics the README's comparison paragraph speaks about, with their short names and how a value
 #: scores (higher score = better): the slope is better the closer it is to 1
 COMPARED = {
+    "code_snr_condition": ("code SNR by condition", lambda v: v),
+    "condition_accuracy": ("condition accuracy from codes", lambda v: v),
     "code_snr_target_x": ("code SNR for target x", lambda v: v),
     "code_snr_target_y": ("code SNR for target y", lambda v: v),
     "r2_generated": ("R² of generated vs true rates", lambda v: v),
@@ -98,21 +117,43 @@ FIGURES = {
     "heldout_targets": "Targets of held-out conditions (never trained on) predicted from their trials' codes by a "
                        "linear map fitted on held-in trials; lines join prediction and truth.",
 }
+#: the captions that differ for the neural evaluation (no targets, no kinematics)
+NEURAL_FIGURES = {
+    "codes_pca": "Codes of every trial on their first principal components, coloured by condition (held-out "
+                 "conditions' trials as black crosses). Codes that separate conditions form distinct clusters.",
+    "code_snr": "Code SNR by condition: between-condition variance ÷ within-condition variance of the held-in valid "
+                "and test codes projected on the first condition discriminant fitted on the training codes. Higher "
+                "means conditions are better separated in code space.",
+    "r2_neurons": "Per-neuron R² between condition-averaged generated and recorded rates (the ground truth when the "
+                  "dataset has it, else smoothed spikes). R² is 1 for a perfect match, 0 for a prediction no better "
+                  "than the neuron's mean, and negative when the prediction is further from the recorded rates than "
+                  "that mean (e.g. the right shape at the wrong level).",
+}
 
 
 def evaluate_models(models: dict, data: TrialData, decoder: BehaviourDecoder | None = None, *, samples: int = 8,
                     nav_steps: int = 9, seed: int = 0, progress: bool = True,
                     desc: str = "evaluating") -> list[ModelEvaluation]:
-    """`evaluate_model` for each named model, with one progress bar. The decoder defaults to one
-    fitted on the dataset's held-in training trials."""
+    """Each named model evaluated, with one progress bar: `evaluate_model` when the dataset has reaches
+    (the decoder defaults to one fitted on its held-in training trials), `neural.evaluate_neural`
+    (no decoder) when it has condition labels but no kinematics (`readiness.evaluation_kind`)."""
     from tqdm.auto import tqdm
 
-    if decoder is None:
-        decoder = BehaviourDecoder.fit(data.subset(trials=data.heldin_conditions("train")))
-    with tqdm(total=evaluation_steps(nav_steps) * len(models), desc=desc, unit="step",
-              disable=not progress, dynamic_ncols=True) as bar:
-        return [evaluate_model(name, model, data, decoder, samples=samples, nav_steps=nav_steps, seed=seed,
-                               progress=bar.update) for name, model in models.items()]
+    if evaluation_kind(data) == "neural":
+        steps = NEURAL_STEPS
+
+        def evaluate(name, model, tick):
+            return evaluate_neural(name, model, data, samples=samples, seed=seed, progress=tick)
+    else:
+        steps = evaluation_steps(nav_steps)
+        if decoder is None:
+            decoder = BehaviourDecoder.fit(data.subset(trials=data.heldin_conditions("train")))
+
+        def evaluate(name, model, tick):
+            return evaluate_model(name, model, data, decoder, samples=samples, nav_steps=nav_steps, seed=seed,
+                                  progress=tick)
+    with tqdm(total=steps * len(models), desc=desc, unit="step", disable=not progress, dynamic_ncols=True) as bar:
+        return [evaluate(name, model, bar.update) for name, model in models.items()]
 
 
 def dataset_summary(data: TrialData, source: str = "") -> dict:
@@ -129,7 +170,7 @@ def dataset_summary(data: TrialData, source: str = "") -> dict:
             "valid_trials": int(data.heldin_conditions("valid").sum()),
             "test_trials_heldin": int(test.sum()), "test_trials_heldout": int(heldout.sum()),
             "test_trials_per_heldin_target_min": int(per_target.min()) if len(per_target) else 0,
-            "ground_truth_rates": data.rates is not None}
+            "ground_truth_rates": data.rates is not None, "missing_reach": missing_reach(data)}
 
 
 def aggregate(per_seed: list[ModelEvaluation]) -> dict:
@@ -160,8 +201,11 @@ def aggregate(per_seed: list[ModelEvaluation]) -> dict:
 def build_report(per_seed: dict[str, list[ModelEvaluation]], data: TrialData, *, source: str = "",
                  seeds: list[int] | None = None, extra: dict | None = None) -> dict:
     """The report.json structure (see the module docstring)."""
-    seeds = seeds if seeds is not None else list(range(len(next(iter(per_seed.values())))))
-    report = {"dataset": dataset_summary(data, source), "protocol": PROTOCOL, "seeds": seeds,
+    first = next(iter(per_seed.values()))
+    seeds = seeds if seeds is not None else list(range(len(first)))
+    scope = getattr(first[0], "scope", "reach")
+    report = {"dataset": dataset_summary(data, source), "evaluation": scope,
+              "protocol": NEURAL_PROTOCOL if scope == "neural" else PROTOCOL, "seeds": seeds,
               "models": {name: {"kind": evs[0].kind, **aggregate(evs)} for name, evs in per_seed.items()}}
     report.update(extra or {})
     return report
@@ -213,13 +257,17 @@ def _describe(key: str, described: dict) -> str:
 def markdown(report: dict, figures: list[str]) -> str:
     names = list(report["models"])
     data = report["dataset"]
+    neural = report.get("evaluation") == "neural"
+    captions = {**FIGURES, **NEURAL_FIGURES} if neural else FIGURES
     lines = [f"# Evaluation{' on ' + data['source'] if data.get('source') else ''}", "",
              f"{data['trials']} trials, {data['neurons']} neurons; {data['heldin_targets']} held-in conditions "
              f"({data['train_trials']} train, {data['valid_trials']} valid, {data['test_trials_heldin']} test trials, "
              f"at least {data['test_trials_per_heldin_target_min']} test trials per condition) and "
              f"{data['heldout_targets']} held-out conditions ({data['test_trials_heldout']} trials). "
-             f"Seeds: {', '.join(map(str, report['seeds']))}; each cell is mean ± sd over seeds (sd with ddof 1), "
-             "then the per-seed values.", "", PROTOCOL, "",
+             + (f"No reaches to evaluate ({data['missing_reach']}), so the reach metrics are n/a. "
+                if neural and data.get("missing_reach") else "")
+             + f"Seeds: {', '.join(map(str, report['seeds']))}; each cell is mean ± sd over seeds (sd with ddof 1), "
+             "then the per-seed values.", "", report.get("protocol", PROTOCOL), "",
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     described = {key: text for key, text, _ in ROWS}
     keys = [key for key, _, _ in ROWS if any(key in report["models"][n] for n in names)]
@@ -234,7 +282,7 @@ def markdown(report: dict, figures: list[str]) -> str:
               "instrument, not a model).", ""]
     for name in figures:
         stem = Path(name).stem
-        lines += [f"## {stem.replace('_', ' ')}", "", FIGURES.get(stem, ""), "", f"![{stem}]({name})", ""]
+        lines += [f"## {stem.replace('_', ' ')}", "", captions.get(stem, ""), "", f"![{stem}]({name})", ""]
     return "\n".join(lines)
 
 
