@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+TMP_SUFFIX = ".tmp"
+#: the name `atomic_path` gives a temporary file: ``.{name}.{random}.tmp``
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]+\.tmp")
 
 
 @contextlib.contextmanager
@@ -18,7 +23,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
@@ -32,3 +37,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_orphans(folder: str | os.PathLike) -> int:
+    """Delete the temporary files `atomic_path` left in ``folder`` when a kill cut its write short
+    (its ``finally`` never ran); returns how many. Only call it when nothing is writing there."""
+    removed = 0
+    for path in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        if _TEMPORARY.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

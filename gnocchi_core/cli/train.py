@@ -68,8 +68,8 @@ def _config_overrides(args) -> dict:
 
 
 def _fit_options(args) -> dict:
-    """Keywords for ``model.fit``. max_minutes only when given, so a fit() that predates it still works."""
-    return {"resume": args.resume, **({"max_minutes": args.max_minutes} if args.max_minutes is not None else {})}
+    """Keywords for ``model.fit`` from the command line."""
+    return {"resume": args.resume, "max_minutes": args.max_minutes}
 
 
 def _train_gnocchi(args) -> None:
@@ -84,7 +84,7 @@ def _train_gnocchi(args) -> None:
           f"{data.n_neurons} neurons) on {device}")
     model = GnocchiModel(config, device=args.device).fit(data, args.out, **_fit_options(args))
     best = min(model.history, key=lambda r: r["valid_loss"])
-    print(f"done: {len(model.history)} epochs, best valid loss {best['valid_loss']:.4f} at epoch "
+    print(f"done: {len(model.history)} epochs ({_stopped(model)}), best valid loss {best['valid_loss']:.4f} at epoch "
           f"{best['epoch']}; model in {args.out}")
 
 
@@ -108,5 +108,10 @@ def _train_lfads(args) -> None:
     heldout = f", held-out neurons {best['valid_heldout_bps']:.4f} bits/spike" if "valid_heldout_bps" in best else ""
     output = Path(args.out) / f"lfads_output_{Path(args.data).stem}.h5"
     write_lfads_output(model, data, output)
-    print(f"done: {len(model.history)} epochs, best valid loss {best['valid_loss']:.4f} at epoch {best['epoch']}"
-          f"{heldout}; model in {args.out}; outputs in {output}")
+    print(f"done: {len(model.history)} epochs ({_stopped(model)}), best valid loss {best['valid_loss']:.4f} at "
+          f"epoch {best['epoch']}{heldout}; model in {args.out}; outputs in {output}")
+
+
+def _stopped(model) -> str:
+    """Why training ended, as `Trainer.stopped` records it."""
+    return f"stopped on {model.stopped}" if getattr(model, "stopped", None) else "finished"

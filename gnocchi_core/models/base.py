@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -27,7 +28,7 @@ from ..atomic import atomic_path
 from ..data.trialdata import TrialData
 from ..errors import GnocchiError
 from .priors import CodeMixture
-from .training import LAST, Trainer, TrainConfig, load_checkpoint, resolve_device
+from .training import LAST, TimeBudget, Trainer, TrainConfig, load_checkpoint, resolve_device
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
 
@@ -65,6 +66,7 @@ class ModelFolder:
         self.mixture: CodeMixture | None = None
         self.data_info: dict = {}
         self.history: list[dict] = []
+        self.stopped: str | None = None  # why training ended (see Trainer.stopped); saved in config.json
 
     @property
     def n_neurons(self) -> int:
@@ -101,21 +103,43 @@ class ModelFolder:
                           "heldout_neurons": data.heldout_neurons.tolist(), "source": data.provenance.source}
         return train, data.subset(trials=(split == "valid").to_numpy())
 
-    def _train(self, module, config: TrainConfig, train: list, valid: list, out_dir: Path, resume: bool,
-               progress: bool, on_epoch_end=None):
-        """(module with its best EMA weights, history): ``module`` trained into ``out_dir``, continuing
-        from ``out_dir/last.pt`` when resuming and it exists."""
+    @staticmethod
+    def _budget(max_minutes: float | None) -> TimeBudget | None:
+        """The wall-clock budget of a fit, starting now (None: no budget)."""
+        return None if max_minutes is None else TimeBudget.starting_now(max_minutes)
+
+    def _trainer(self, module, config: TrainConfig, out_dir: Path, resume: bool, progress: bool) -> Trainer:
+        """A trainer of ``module`` into ``out_dir``, restored from ``out_dir/last.pt`` when resuming
+        and it exists."""
         trainer = Trainer(module, config, out_dir, self.device, progress=progress)
         if resume and (out_dir / LAST).is_file():
             trainer.restore(out_dir / LAST)
-        history = trainer.fit(train, valid, on_epoch_end=on_epoch_end)
-        return trainer.best_module(), history
+        return trainer
 
-    def _train_net(self, train: list, valid: list, out_dir: Path, resume: bool, progress: bool,
-                   on_epoch_end=None) -> None:
-        """Train ``self.net`` with the config's settings; keep its best EMA weights and history."""
-        self.net, self.history = self._train(self.net, self.config.train, train, valid, out_dir, resume, progress,
-                                             on_epoch_end)
+    def _train_net(self, trials: TrialData, train: list, valid: list, out_dir: Path, resume: bool,
+                   progress: bool, on_epoch_end=None, budget: TimeBudget | None = None):
+        """Train ``self.net`` with the config's settings, then finish the model folder with its best
+        EMA weights (`_finish_fit`, on the ``trials`` it trained on); returns the model.
+
+        On Ctrl-C the folder is finished the same way with the best weights so far, when an epoch
+        has been validated, and the interrupt is re-raised: the folder loads, and ``last.pt`` is left
+        as the last checkpoint wrote it, so a resume continues exactly."""
+        trainer = self._trainer(self.net, self.config.train, out_dir, resume, progress)
+        try:
+            trainer.fit(train, valid, on_epoch_end=on_epoch_end, budget=budget)
+        except KeyboardInterrupt:
+            if trainer.best_epoch < 0:
+                raise
+            print(f"interrupted: saving the best weights so far (epoch {trainer.best_epoch}) to {out_dir}",
+                  file=sys.stderr)
+            self._keep(trainer)._finish_fit(trials, out_dir)
+            raise
+        return self._keep(trainer)._finish_fit(trials, out_dir)
+
+    def _keep(self, trainer: Trainer):
+        """Take the trainer's best EMA weights, history and reason for stopping."""
+        self.net, self.history, self.stopped = trainer.best_module(), trainer.history, trainer.stopped
+        return self
 
     def _finish_fit(self, train: TrialData, out_dir: Path):
         """Fit the code mixture prior on the training codes and save the model folder."""
@@ -138,7 +162,7 @@ class ModelFolder:
             torch.save({"net": self.net.state_dict(), "mixture": self.mixture.to_tensors(), **self._extra_weights()}, tmp)
         config = {"kind": self.kind, "format_version": self.format_version, "config": self._config_dict(),
                   **self._extra_config(), "data": self.data_info, "epochs_trained": len(self.history),
-                  "last_epoch": dict(self.history[-1]) if self.history else {}}
+                  "stopped": self.stopped, "last_epoch": dict(self.history[-1]) if self.history else {}}
         with atomic_path(model_dir / CONFIG_FILE) as tmp:
             tmp.write_text(json.dumps(config, indent=1))
 

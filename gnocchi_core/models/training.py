@@ -8,6 +8,10 @@ Checkpoints hold only tensors and plain containers, so they load with
 carries the full training state — weights, EMA weights, optimiser, RNG states, epoch, history —
 so a killed run resumed from it continues exactly as if it had never stopped. ``best.pt`` holds
 the EMA weights with the lowest validation loss; those are what a model samples with.
+
+A fit may also have a wall-clock budget (`TimeBudget`): training then ends at the end of the epoch
+in which it runs out, with ``last.pt`` written, so the folder is finished as after any other run
+and a resume continues from there. ``Trainer.stopped`` says why training ended.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import copy
 import json
 import math
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -25,10 +30,12 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, remove_orphans
 from ..errors import GnocchiError
 
 LAST, BEST = "last.pt", "best.pt"
+#: run.json fields that budget a run rather than define it: a resume may change them
+BUDGET_FIELDS = (("config", "train", "epochs"), ("config", "ae_epochs"))
 
 
 @dataclass
@@ -46,6 +53,32 @@ class TrainConfig:
     patience: int = 80  # epochs without a better validation loss before stopping
     checkpoint_every: int = 10
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """A wall-clock budget of ``minutes`` for one fit, all its stages together, from ``start``
+    (``time.monotonic``); a stage given a ``share`` of it must end by that fraction of the budget."""
+
+    minutes: float
+    start: float
+    share: float = 1.0
+
+    @classmethod
+    def starting_now(cls, minutes: float) -> "TimeBudget":
+        if not minutes > 0:
+            raise GnocchiError(f"max_minutes must be positive, got {minutes}")
+        return cls(float(minutes), time.monotonic())
+
+    def part(self, share: float) -> "TimeBudget":
+        """The same budget, for a stage that may spend only ``share`` of it."""
+        return replace(self, share=share)
+
+    def seconds_left(self) -> float:
+        return self.start + self.share * self.minutes * 60 - time.monotonic()
+
+    def __str__(self) -> str:
+        return f"time budget of {self.minutes:g} min"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -100,26 +133,55 @@ def has_checkpoint(out_dir: str | os.PathLike) -> bool:
 
 
 def record_run(out_dir: str | os.PathLike, run: dict, resume: bool) -> None:
-    """Write what is being trained to ``out_dir/run.json``; on resume, require it to match exactly.
+    """Write what is being trained to ``out_dir/run.json``; on resume, require it to match the
+    interrupted run, epoch budgets aside.
 
-    A resumed run must be the interrupted run (same config, data, preprocessing): the learning-rate
-    schedule and the data order depend on all of it. The error names every field that differs.
+    A resumed run must be the interrupted run (same config, data, preprocessing): the data order and
+    the models depend on all of it. The error names every field that differs. The epoch budgets
+    (`BUDGET_FIELDS`) may change, to train a finished or time-budgeted run further: run.json then
+    records the new counts, and the learning-rate schedule's total steps follow them from the step
+    where training resumes (so the cosine is not the one a straight run with that count would have
+    had). First, temporary files left by writes a kill cut short are removed (`clean_folder`).
     """
     out_dir = Path(out_dir)
+    clean_folder(out_dir)
     path = out_dir / "run.json"
     run = json.loads(json.dumps(run))
-    if not resume:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(run, indent=1))
-        return
-    if not has_checkpoint(out_dir):
-        raise GnocchiError(f"{out_dir}: nothing to resume (no {LAST})")
-    previous = json.loads(path.read_text()) if path.is_file() else {}
-    differences = _differences(previous, run)
-    if differences:
-        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
-        raise GnocchiError(f"{out_dir}: cannot resume: this run differs from the interrupted one ({shown}); "
-                           f"resume with the same settings (see {path}) or train into a new folder")
+    if resume:
+        if not has_checkpoint(out_dir):
+            raise GnocchiError(f"{out_dir}: nothing to resume (no {LAST})")
+        previous = json.loads(path.read_text()) if path.is_file() else {}
+        differences = _differences(_without_budgets(previous), _without_budgets(run))
+        if differences:
+            shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+            raise GnocchiError(f"{out_dir}: cannot resume: this run differs from the interrupted one ({shown}); "
+                               f"resume with the same settings (see {path}) or train into a new folder")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(run, indent=1))
+
+
+def clean_folder(out_dir: str | os.PathLike) -> int:
+    """Remove the temporary files a kill mid-write leaves in a training folder and its stage
+    sub-folders (see `atomic.remove_orphans`); says how many, when any. Returns the count."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return 0
+    removed = sum(remove_orphans(folder) for folder in [out_dir, *sorted(p for p in out_dir.iterdir() if p.is_dir())])
+    if removed:
+        print(f"{out_dir}: removed {removed} temporary file{'s' * (removed != 1)} left by an interrupted write")
+    return removed
+
+
+def _without_budgets(run: dict) -> dict:
+    """A copy of a run.json dict without its `BUDGET_FIELDS`."""
+    run = copy.deepcopy(run)
+    for *parents, leaf in BUDGET_FIELDS:
+        node = run
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return run
 
 
 def _differences(before, now, prefix: str = "") -> list[str]:
@@ -155,6 +217,8 @@ class Trainer:
         self.best_valid = math.inf
         self.best_epoch = -1
         self.history: list[dict[str, float]] = []
+        #: why training ended: "epoch budget", "early stopping", "time budget of M min", "interrupted"
+        self.stopped: str | None = None
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict:
@@ -166,7 +230,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "epoch": self.epoch, "step": self.step,
             "best_valid": self.best_valid, "best_epoch": self.best_epoch,
-            "history": self.history,
+            "history": self.history, "stopped": self.stopped,
         }
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -185,20 +249,37 @@ class Trainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_valid, self.best_epoch = float(state["best_valid"]), int(state["best_epoch"])
         self.history = list(state["history"])
+        self.stopped = state.get("stopped")
 
     # ------------------------------------------------------------------ loop
     def fit(self, train: Sequence[torch.Tensor], valid: Sequence[torch.Tensor],
-            on_epoch_end: Callable[[dict], None] | None = None) -> list[dict[str, float]]:
-        """Train until ``epochs`` or early stopping; returns the per-epoch history."""
+            on_epoch_end: Callable[[dict], None] | None = None,
+            budget: TimeBudget | None = None) -> list[dict[str, float]]:
+        """Train until ``epochs``, early stopping, or the end of the epoch in which ``budget`` runs
+        out (at least one epoch is trained); returns the per-epoch history. ``self.stopped`` says
+        which ended it ("interrupted" on Ctrl-C, which is re-raised)."""
         cfg = self.config
         train = [t.to(self.device) for t in train]
         valid = [t.to(self.device) for t in valid]
         n = len(train[0])
         steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
         total_steps = cfg.epochs * steps_per_epoch
-        bar = tqdm(total=cfg.epochs, initial=self.epoch, desc="training", unit="epoch",
-                   disable=not self.progress, dynamic_ncols=True)
-        while self.epoch < cfg.epochs and not self._patience_exhausted():
+        bar = tqdm(total=cfg.epochs, initial=self.epoch, desc="training" + ("" if budget is None else f" ({budget})"),
+                   unit="epoch", disable=not self.progress, dynamic_ncols=True)
+        self.stopped = self._stop_reason()
+        try:
+            self._epochs(train, valid, total_steps, on_epoch_end, budget, bar)
+        except KeyboardInterrupt:
+            self.stopped = "interrupted"
+            raise
+        finally:
+            bar.close()
+        return self.history
+
+    def _epochs(self, train, valid, total_steps: int, on_epoch_end, budget: TimeBudget | None, bar) -> None:
+        cfg = self.config
+        n = len(train[0])
+        while self.stopped is None:
             self.module.train()
             sums: dict[str, float] = {}
             order = torch.randperm(n, generator=self.generator).to(self.device)
@@ -221,19 +302,20 @@ class Trainer:
             record.update(epoch=self.epoch, lr=self.optimizer.param_groups[0]["lr"])
             self.history.append(record)
             self.epoch += 1
-            if record["valid_loss"] < self.best_valid:
-                self.best_valid, self.best_epoch = record["valid_loss"], self.epoch - 1
+            if record["valid_loss"] < self.best_valid:  # saved first: best_epoch ≥ 0 means best.pt exists
                 save_checkpoint({"ema": self.ema.module.state_dict(), "epoch": self.epoch - 1,
-                                 "valid_loss": self.best_valid}, self.out_dir / BEST)
-            if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs or self._patience_exhausted():
+                                 "valid_loss": record["valid_loss"]}, self.out_dir / BEST)
+                self.best_valid, self.best_epoch = record["valid_loss"], self.epoch - 1
+            self.stopped = self._stop_reason(budget)
+            if self.epoch % cfg.checkpoint_every == 0 or self.stopped is not None:
                 save_checkpoint(self.state(), self.out_dir / LAST)
             if on_epoch_end is not None:
                 on_epoch_end(record)
+            left = {} if budget is None else {"left": "{}:{:02d}".format(*divmod(int(max(0, budget.seconds_left())),
+                                                                                 60))}
             bar.set_postfix({k.replace("train_", ""): f"{v:.3g}" for k, v in record.items()
-                             if k.startswith("train_")} | {"valid": f"{record['valid_loss']:.3g}"})
+                             if k.startswith("train_")} | {"valid": f"{record['valid_loss']:.3g}"} | left)
             bar.update(1)
-        bar.close()
-        return self.history
 
     @torch.no_grad()
     def validate(self, valid: Sequence[torch.Tensor]) -> dict[str, float]:
@@ -256,6 +338,16 @@ class Trainer:
         best = copy.deepcopy(self.ema.module)
         load_weights(best, load_checkpoint(self.out_dir / BEST, self.device)["ema"], self.out_dir / BEST)
         return best.eval()
+
+    def _stop_reason(self, budget: TimeBudget | None = None) -> str | None:
+        """Why training ends after the epoch just trained, or None to train another."""
+        if self.epoch >= self.config.epochs:
+            return "epoch budget"
+        if self._patience_exhausted():
+            return "early stopping"
+        if budget is not None and budget.seconds_left() <= 0:
+            return str(budget)
+        return None
 
     def _patience_exhausted(self) -> bool:
         return self.best_epoch >= 0 and self.epoch - 1 - self.best_epoch >= self.config.patience

@@ -56,7 +56,7 @@ from ...data.preprocessing import Preprocessing
 from ...data.trialdata import TrialData
 from ...errors import GnocchiError
 from ..base import CONFIG_FILE, Generated, ModelFolder, poisson_spikes, trial_counts
-from ..training import TrainConfig, record_run, load_weights
+from ..training import LAST, TimeBudget, TrainConfig, record_run, load_weights
 from .diffusion import NoiseSchedule, ddim_sample, ddpm_sample
 from .autoencoder import PoissonAutoencoder
 from .losses import mmd
@@ -170,6 +170,7 @@ class GnocchiModel(ModelFolder):
         self.preprocessing: Preprocessing | None = None
         self.clip_x0: float | None = None
         self.autoencoder: PoissonAutoencoder | None = None
+        self.autoencoder_training: dict = {}  # the autoencoder stage's epochs trained and why it stopped
 
     # ------------------------------------------------------------------ shape
     @property
@@ -178,39 +179,53 @@ class GnocchiModel(ModelFolder):
 
     # ------------------------------------------------------------------ training
     def fit(self, data: TrialData, out_dir: str | os.PathLike, *, resume: bool = False,
-            progress: bool = True, on_epoch_end=None) -> "GnocchiModel":
+            progress: bool = True, on_epoch_end=None, max_minutes: float | None = None) -> "GnocchiModel":
         """Train on the 'train' trials (held-out conditions excluded), validate on 'valid'.
 
         In latent space the autoencoder is trained first (``out_dir/autoencoder``), then the
         diffusion model on its latents. ``on_epoch_end``: called with each epoch's history record
-        of either stage (e.g. to report progress; ``ae_epochs + train.epochs`` calls at most)."""
+        of either stage (e.g. to report progress; ``ae_epochs + train.epochs`` calls at most).
+        ``max_minutes``: a wall-clock budget for the whole fit; training stops at the end of the
+        epoch in which it runs out and the folder is finished as after any run (``self.stopped``
+        says why training ended). The autoencoder may spend a share of it in proportion to its
+        epochs (``ae_epochs`` against ``train.epochs``), at most half; the diffusion the rest. Each
+        stage trains at least one epoch. Ctrl-C: see `ModelFolder._train_net` (during the
+        autoencoder stage there is no model yet to finish; the interrupt just propagates).
+        """
         cfg = self.config
         out_dir = Path(out_dir)
+        budget = self._budget(max_minutes)
         train, valid = self._training_splits(data)
         self.preprocessing = Preprocessing(sigma_ms=cfg.sigma_ms, sqrt=cfg.sqrt).fit(train.spikes, data.bin_ms)
         record_run(out_dir, {"config": self._config_dict(), "data": self.data_info,
                              "preprocessing": self.preprocessing.to_dict()}, resume)
         if cfg.space == "latent":
-            self.autoencoder = self._fit_autoencoder(train, valid, out_dir / AUTOENCODER_DIR, resume, progress,
-                                                     on_epoch_end)
+            share = min(0.5, cfg.ae_epochs / max(1, cfg.ae_epochs + cfg.train.epochs))
+            self.autoencoder = self._fit_autoencoder(train, valid, out_dir, resume, progress, on_epoch_end,
+                                                     None if budget is None else budget.part(share))
         x_train = self._to_model_space(train.spikes)
         x_valid = self._to_model_space(valid.spikes)
         self.clip_x0 = float(cfg.x0_clip_margin * x_train.abs().max())
         self.net = GnocchiNet(cfg, self._channels, data.n_bins)
-        self._train_net([x_train], [x_valid], out_dir, resume, progress, on_epoch_end)
-        return self._finish_fit(train, out_dir)
+        return self._train_net(train, [x_train], [x_valid], out_dir, resume, progress, on_epoch_end, budget)
 
     def _fit_autoencoder(self, train: TrialData, valid: TrialData, out_dir: Path, resume: bool,
-                         progress: bool, on_epoch_end=None) -> PoissonAutoencoder:
-        """The Poisson autoencoder on the training counts, early-stopped on the valid trials."""
+                         progress: bool, on_epoch_end=None, budget: TimeBudget | None = None) -> PoissonAutoencoder:
+        """The Poisson autoencoder on the training counts, early-stopped on the valid trials, in
+        ``out_dir/autoencoder``. Once the diffusion has a checkpoint (``out_dir/last.pt``) a resume
+        trains it no further: the diffusion has learned its latents."""
         cfg = self.config
         counts = [torch.from_numpy(d.spikes.astype(np.float32)).transpose(1, 2).contiguous() for d in (train, valid)]
         autoencoder = PoissonAutoencoder(train.n_neurons, cfg.latent_dim, cfg.ae_channels,
                                          coordinated_dropout=cfg.ae_coordinated_dropout, smoothness=cfg.ae_smoothness)
         autoencoder.set_input_scaling(counts[0])
-        out_dir.mkdir(parents=True, exist_ok=True)
-        autoencoder, _ = self._train(autoencoder, dataclasses.replace(cfg.train, epochs=cfg.ae_epochs), [counts[0]],
-                                     [counts[1]], out_dir, resume, progress, on_epoch_end)
+        (out_dir / AUTOENCODER_DIR).mkdir(parents=True, exist_ok=True)
+        trainer = self._trainer(autoencoder, dataclasses.replace(cfg.train, epochs=cfg.ae_epochs),
+                                out_dir / AUTOENCODER_DIR, resume, progress)
+        if not (resume and (out_dir / LAST).is_file()):
+            trainer.fit([counts[0]], [counts[1]], on_epoch_end=on_epoch_end, budget=budget)
+        self.autoencoder_training = {"epochs_trained": len(trainer.history), "stopped": trainer.stopped}
+        autoencoder = trainer.best_module()
         autoencoder.set_latent_scaling(counts[0].to(self.device))
         return autoencoder.eval()
 
@@ -282,7 +297,8 @@ class GnocchiModel(ModelFolder):
         return {"autoencoder": self.autoencoder.state_dict()} if self.autoencoder is not None else {}
 
     def _extra_config(self) -> dict:
-        return {"preprocessing": self.preprocessing.to_dict(), "clip_x0": self.clip_x0}
+        return {"preprocessing": self.preprocessing.to_dict(), "clip_x0": self.clip_x0,
+                **({"autoencoder_training": self.autoencoder_training} if self.autoencoder_training else {})}
 
     @classmethod
     def _upgrade_config(cls, saved: dict) -> dict:

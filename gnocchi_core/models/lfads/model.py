@@ -292,17 +292,19 @@ class LfadsModel(ModelFolder):
 
     # ------------------------------------------------------------------ training
     def fit(self, data: TrialData, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-            on_epoch_end=None) -> "LfadsModel":
+            on_epoch_end=None, max_minutes: float | None = None) -> "LfadsModel":
         """Train on the 'train' trials (held-out conditions excluded), validate on 'valid'.
 
-        Encoders read the held-in neurons only; the readout reconstructs all of them.
+        Encoders read the held-in neurons only; the readout reconstructs all of them. ``max_minutes``
+        and Ctrl-C: as for `GnocchiModel.fit` (training ends at an epoch's end, the folder is finished).
         """
         out_dir = Path(out_dir)
+        budget = self._budget(max_minutes)
         train, valid = self._training_splits(data)
         self.net = LfadsNet(self.config, data.n_neurons, data.n_bins, data.heldout_neurons)
         record_run(out_dir, {"kind": self.kind, "config": self._config_dict(), "data": self.data_info}, resume)
-        self._train_net([_counts(train.spikes)], [_counts(valid.spikes)], out_dir, resume, progress, on_epoch_end)
-        return self._finish_fit(train, out_dir)
+        return self._train_net(train, [_counts(train.spikes)], [_counts(valid.spikes)], out_dir, resume, progress,
+                               on_epoch_end, budget)
 
     # ------------------------------------------------------------------ the interface
     @torch.no_grad()
