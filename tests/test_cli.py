@@ -177,5 +177,5 @@ def test_train_stops_on_its_time_budget_and_leaves_a_model(tmp_path, capsys):
     assert main(["train", "lfads", "--data", str(data), "--out", str(tmp_path / "m"), "--device", "cpu",
                  "--config", str(config), "--epochs", "100000", "--max-minutes", "0.05"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"done: \d+ epochs \(stopped on time budget of 0.05 min\)", out), out
+    assert re.search(r"done: \d+ epochs \(stopped: time budget of 0.05 min\)", out), out
     assert load_model(tmp_path / "m").n_neurons == 12

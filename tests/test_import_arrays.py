@@ -164,3 +164,20 @@ def test_import_refuses_to_overwrite_its_input(files, capsys):
     assert main(["data", "import", str(files["npz"]), "--spikes", "spikes", "--bin-ms", "10",
                  "--out", str(files["npz"])]) == 2
     assert "is the input file" in capsys.readouterr().err and files["npz"].read_bytes() == before
+
+
+def test_splits_given_in_the_file_are_kept(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    split = np.array(["train", "val", "test", "train"] * 10)
+    path = tmp_path / "given.npz"
+    np.savez(path, spikes=rng.poisson(1.0, (40, 25, 6)), split=split, cue=np.arange(40) % 2)
+    out = tmp_path / "given.h5"
+    assert main(["data", "import", str(path), "--spikes", "spikes", "--bin-ms", "5", "--split", "split",
+                 "--condition", "cue", "--out", str(out)]) == 0
+    data = load_dataset(out)
+    assert data.trial_info["split"].tolist() == [{"val": "valid"}.get(s, s) for s in split]
+    assert "split derived" not in data.provenance.derived
+    np.savez(path, spikes=rng.poisson(1.0, (40, 25, 6)), split=np.array(["train", "holdout"] * 20))
+    assert main(["data", "import", str(path), "--spikes", "spikes", "--bin-ms", "5", "--split", "split",
+                 "--out", str(out)]) == 2
+    assert "unknown split names" in capsys.readouterr().err

@@ -163,12 +163,13 @@ def decoded_reach(decoder: BehaviourDecoder, rates: np.ndarray, data: TrialData)
 
 
 def velocity_r2(decoder: BehaviourDecoder, rates: np.ndarray, velocity: np.ndarray) -> float:
-    """Variance-weighted R² of the hand velocity the decoder reads from ``rates`` against ``velocity``."""
+    """Variance-weighted R² of the hand velocity (x, y) the decoder reads from ``rates`` against ``velocity``
+    (its first two dimensions: a recording may carry z too)."""
     from sklearn.metrics import r2_score
 
     columns = [decoder.outputs.index("hand_vel_x"), decoder.outputs.index("hand_vel_y")]
     decoded = decoder.predict(rates)[..., columns]
-    return float(r2_score(velocity.reshape(-1, 2), decoded.reshape(-1, 2), multioutput="variance_weighted"))
+    return float(r2_score(velocity[..., :2].reshape(-1, 2), decoded.reshape(-1, 2), multioutput="variance_weighted"))
 
 
 def evaluate_model(name: str, model, data: TrialData, decoder: BehaviourDecoder, *, samples: int = 8,

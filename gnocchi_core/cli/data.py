@@ -4,13 +4,10 @@ sees at once what they made."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from ..errors import GnocchiError
 from .common import add_command, add_group, command_line
 from .data_import import MAZE, register_import
 

@@ -49,6 +49,7 @@ def _import_arrays(args):
     options = ArrayImport(
         spikes=args.spikes, units_axis=args.units_axis, bin_ms=args.bin_ms, source_bin_ms=args.source_bin_ms,
         time=args.time, behavior=dict(_behavior(spec) for spec in args.behavior or []), condition=args.condition,
+        split=args.split,
         onsets=args.onsets, segment=args.segment, window_ms=tuple(args.window) if args.window else None,
         speed_threshold=args.speed_threshold, n_conditions=args.conditions,
         valid_fraction=VALID_FRACTION if args.valid_fraction is None else args.valid_fraction,
@@ -119,6 +120,8 @@ def register_import(group) -> None:
     arrays.add_argument("--behavior", action="append", metavar="NAME=KEY[:UNIT]",
                         help="a behaviour array and its unit (m, cm, mm, m/s, …), e.g. hand_pos=pos:m; repeat")
     arrays.add_argument("--condition", metavar="KEY", help="one condition label per trial (strings or numbers)")
+    arrays.add_argument("--split", metavar="KEY", help="trials: train / valid (or val) / test per trial "
+                        "(default: derived, stratified by condition)")
     arrays.add_argument("--onsets", metavar="KEY", help="continuous: times (with --time) or sample indices to align to")
     arrays.add_argument("--segment", choices=("speed-onset",), help="cut trials around movement onsets found from "
                         "hand speed (continuous recordings, or trials with hand kinematics)")

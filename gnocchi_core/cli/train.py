@@ -114,4 +114,4 @@ def _train_lfads(args) -> None:
 
 def _stopped(model) -> str:
     """Why training ended, as `Trainer.stopped` records it."""
-    return f"stopped on {model.stopped}" if getattr(model, "stopped", None) else "finished"
+    return f"stopped: {model.stopped}" if getattr(model, "stopped", None) else "finished"

@@ -14,7 +14,7 @@ decides what the recording is:
 Spike counts or 0/1 trains are both accepted. The sample interval comes from ``source_bin_ms``,
 else from a ``time`` vector (seconds when its steps are below 0.5, else ms), else 1 ms for 0/1
 trains; the dataset is binned at ``bin_ms`` (default: the sample interval, 20 ms for 0/1 trains).
-MATLAB v7.3 files (HDF5) are read with h5py: numeric arrays, structs and struct arrays of them.
+MATLAB v7.3 files (HDF5) are read too (`arraysource.py`): numeric arrays, structs and struct arrays of them.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from ..errors import DataError
 from .arrays import from_arrays, from_continuous
+from .arraysource import ArraySource, describe
 from .kinematics import onset_in
 from .trialdata import Provenance, TrialData
 
@@ -45,6 +45,7 @@ class ArrayImport:
     time: str | None = None
     behavior: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (key, unit)
     condition: str | None = None
+    split: str | None = None  # one of train / valid (or val) / test per trial; default: derived
     onsets: str | None = None
     segment: str | None = None  # "speed-onset"
     window_ms: tuple[float, float] | None = None
@@ -60,27 +61,31 @@ def import_arrays(path: str | os.PathLike, options: ArrayImport, fmt: str | None
     path = Path(path)
     fmt = fmt or ("npz" if path.suffix.lower() == ".npz" else "mat")
     try:
-        source = _Source(path, fmt)
+        source = ArraySource(path, fmt)
         return _build(source, options, path)
     except DataError as err:
         raise err.with_path(path) from None
 
 
-def _build(source: "_Source", o: ArrayImport, path: Path) -> TrialData:
+def _build(source: "ArraySource", o: ArrayImport, path: Path) -> TrialData:
     spikes = source.get(o.spikes)
     provenance = Provenance(source=path.name, description=f"imported from {path.name} ({source.fmt}): spikes "
                                                            f"'{o.spikes}'")
     behavior = {name: (source.get(key), unit) for name, (key, unit) in o.behavior.items()}
     conditions = _labels(source.get(o.condition), o.condition) if o.condition else None
+    splits = _splits(source.get(o.split), o.split) if o.split else None
+    time = _vector(source.get(o.time), o.time) if o.time else None
     if isinstance(spikes, list) or (isinstance(spikes, np.ndarray) and spikes.ndim == 3):
         trials = _trial_list(spikes, o)
-        source_ms, bin_ms = _bin_widths(o, source, trials)
-        return _from_trials(trials, behavior, conditions, o, source_ms, bin_ms, provenance)
+        source_ms, bin_ms = _bin_widths(o, source, trials, time)
+        return _from_trials(trials, behavior, conditions, splits, o, source_ms, bin_ms, provenance)
     if not isinstance(spikes, np.ndarray) or spikes.ndim != 2:
         raise DataError("spikes must be 2-D (continuous), 3-D (trials) or one 2-D array per trial", field=o.spikes,
                         expected="units × time, trials × bins × units, or a struct/cell array of trials",
-                        found=_describe(spikes))
-    time = _vector(source.get(o.time), o.time) if o.time else None
+                        found=describe(spikes))
+    if splits is not None:
+        raise DataError("a continuous recording's splits are derived per trial", field=o.split,
+                        expected="no --split for continuous spikes", found=f"a 2-D spike array {spikes.shape}")
     units_axis = _continuous_units_axis(spikes, o, time, behavior)
     source_ms, bin_ms = _bin_widths(o, source, spikes, time)
     onsets = None
@@ -127,7 +132,7 @@ def _trial_list(spikes, o: ArrayImport) -> list[np.ndarray]:
     return trials
 
 
-def _from_trials(trials, behavior, conditions, o: ArrayImport, source_ms: float, bin_ms: float,
+def _from_trials(trials, behavior, conditions, splits, o: ArrayImport, source_ms: float, bin_ms: float,
                  provenance: Provenance) -> TrialData:
     """Cut every trial to one window (relative to trial start, or to its speed onset), then `from_arrays`."""
     n = len(trials)
@@ -137,11 +142,11 @@ def _from_trials(trials, behavior, conditions, o: ArrayImport, source_ms: float,
         items = list(values) if isinstance(values, (list, np.ndarray)) and len(values) == n else None
         if items is None:
             raise DataError("behaviour must have one entry per trial", field=key, expected=f"{n} trials",
-                            found=_describe(values))
+                            found=describe(values))
         per_trial[name] = ([_time_first(_numeric(v, key), len(t), key) for v, t in zip(items, trials)], unit)
-    if conditions is not None and len(conditions) != n:
-        raise DataError("one condition label per trial required", field=o.condition, expected=f"{n} labels",
-                        found=str(len(conditions)))
+    for labels, key in ((conditions, o.condition), (splits, o.split)):
+        if labels is not None and len(labels) != n:
+            raise DataError("one label per trial required", field=key, expected=f"{n} labels", found=str(len(labels)))
     lengths = np.array([len(t) for t in trials])
     notes = []
     if o.segment == "speed-onset":
@@ -168,6 +173,7 @@ def _from_trials(trials, behavior, conditions, o: ArrayImport, source_ms: float,
     return from_arrays(cut(trials), bin_ms=bin_ms, source_bin_ms=source_ms, t0_ms=window[0],
                        behavior={name: (cut(values), unit) for name, (values, unit) in per_trial.items()},
                        conditions=None if conditions is None else np.asarray(conditions)[keep],
+                       splits=None if splits is None else splits[keep],
                        condition_name=_column(o.condition), align_event=align, n_conditions=o.n_conditions,
                        valid_fraction=o.valid_fraction, test_fraction=o.test_fraction, seed=o.seed,
                        provenance=provenance, notes=notes)
@@ -220,7 +226,7 @@ def _onset_samples(onsets: np.ndarray, time: np.ndarray | None, source_ms: float
 
 
 # ---------------------------------------------------------------------- bin widths
-def _bin_widths(o: ArrayImport, source: "_Source", spikes, time=None) -> tuple[float, float]:
+def _bin_widths(o: ArrayImport, source: "ArraySource", spikes, time=None) -> tuple[float, float]:
     """(sample interval, dataset bin width) in ms."""
     binary = _is_binary(spikes)
     if o.source_bin_ms is not None:
@@ -260,7 +266,7 @@ def _numeric(values, key: str) -> np.ndarray:
     if values.dtype == bool:
         return values.astype(np.uint8)
     if not np.issubdtype(values.dtype, np.number):
-        raise DataError("expected numbers", field=key, expected="a numeric array", found=_describe(values))
+        raise DataError("expected numbers", field=key, expected="a numeric array", found=describe(values))
     return values
 
 
@@ -284,6 +290,16 @@ def _labels(values, key: str) -> np.ndarray:
                     found=f"shape {values.shape}")
 
 
+def _splits(values, key: str) -> np.ndarray:
+    """train / valid / test per trial ('val' and 'validation' read as valid)."""
+    names = np.array([str(v).strip().lower() for v in _labels(values, key)], dtype=object)
+    names[np.isin(names, ("val", "validation"))] = "valid"
+    bad = sorted(set(names) - {"train", "valid", "test"})
+    if bad:
+        raise DataError("unknown split names", field=key, expected="train, valid (or val) and test", found=str(bad))
+    return names
+
+
 def _scalar(value, key: str):
     value = np.asarray(value)
     if value.dtype.kind in "US" and value.size == 1:
@@ -293,97 +309,4 @@ def _scalar(value, key: str):
     if value.dtype.kind in "iuf" and value.size == 1:
         return float(value.ravel()[0])
     raise DataError("expected one label per trial", field=key, expected="a string or number per trial",
-                    found=_describe(value))
-
-
-def _describe(values) -> str:
-    if isinstance(values, list):
-        return f"{len(values)} arrays"
-    values = np.asarray(values)
-    return f"shape {values.shape}, dtype {values.dtype}"
-
-
-class _Source:
-    """The arrays of one file, by key (``name``, ``struct.field``, ``structarray.field``)."""
-
-    def __init__(self, path: Path, fmt: str):
-        self.path, self.fmt = path, fmt
-        if not path.is_file():
-            raise DataError("file not found")
-        if fmt == "npz":
-            try:
-                self.top = dict(np.load(path, allow_pickle=False))
-            except ValueError as err:  # object arrays need pickle, which is refused
-                raise DataError(f"cannot be read without pickle ({err}); save plain numeric arrays") from None
-            except (OSError, EOFError) as err:
-                raise DataError(f"not a NumPy .npz file ({err})") from None
-        elif fmt == "mat":
-            self.top = _load_mat(path)
-        else:
-            raise DataError("unknown array format", field="--format", expected="mat or npz", found=repr(fmt))
-
-    def get(self, key: str):
-        parts = key.split(".")
-        if parts[0] not in self.top:
-            raise DataError("not in the file", field=key, expected="one of its variables",
-                            found=", ".join(sorted(k for k in self.top if not k.startswith("__"))))
-        value = self.top[parts[0]]
-        for depth, name in enumerate(parts[1:], 1):
-            value = _field(value, name, ".".join(parts[:depth]))
-        return _unwrap(value)
-
-
-def _field(value, name: str, where: str):
-    """Field ``name`` of a struct (one value) or of every element of a struct array (a list)."""
-    if isinstance(value, dict):
-        if name not in value:
-            raise DataError("struct has no such field", field=f"{where}.{name}", expected="one of its fields",
-                            found=", ".join(sorted(value)))
-        return value[name]
-    if isinstance(value, list):
-        return [_field(v, name, where) for v in value]
-    array = np.asarray(value)
-    if array.dtype.names is None:
-        raise DataError("not a struct", field=where, expected=f"a struct with field '{name}'", found=_describe(array))
-    if name not in array.dtype.names:
-        raise DataError("struct has no such field", field=f"{where}.{name}", expected="one of its fields",
-                        found=", ".join(array.dtype.names))
-    items = [_unwrap(v) for v in array[name].ravel(order="F")]
-    return items[0] if len(items) == 1 else items
-
-
-def _unwrap(value):
-    """MATLAB's 1×1 object wrappers removed; object arrays of arrays become lists (one per trial)."""
-    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
-        items = [_unwrap(v) for v in value.ravel(order="F")]
-        return items[0] if len(items) == 1 else items
-    return value
-
-
-def _load_mat(path: Path) -> dict:
-    import scipy.io
-
-    if h5py.is_hdf5(path):
-        return _load_mat73(path)
-    try:
-        return scipy.io.loadmat(path)
-    except (ValueError, TypeError, OSError, NotImplementedError) as err:
-        raise DataError(f"not a readable MATLAB file ({err})") from None
-
-
-def _load_mat73(path: Path) -> dict:
-    """MATLAB v7.3 (HDF5): arrays transposed back to MATLAB's order, chars as strings, structs as dicts,
-    struct arrays (object references) as lists."""
-    with h5py.File(path, "r") as f:
-        return {name: _h5_value(f, item) for name, item in f.items() if not name.startswith("#")}
-
-
-def _h5_value(f: h5py.File, item):
-    if isinstance(item, h5py.Group):
-        return {k: _h5_value(f, v) for k, v in item.items()}
-    data = item[()]
-    if item.dtype.kind == "O" or h5py.check_dtype(ref=item.dtype) is not None:
-        return [_h5_value(f, f[ref]) for ref in np.asarray(data).ravel(order="F")]
-    if item.attrs.get("MATLAB_class", b"") in (b"char", "char"):
-        return "".join(map(chr, np.asarray(data).ravel()))
-    return np.asarray(data).T
+                    found=describe(value))
