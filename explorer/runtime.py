@@ -2,13 +2,17 @@
 
 `panel serve explorer/app.py` executes app.py afresh for each session, so anything that must be one
 per server lives here, in an importable module: the workspace cache, the loader threads and the
-per-workspace load locks. Generation has its own single thread (`state.GENERATION_POOL`).
+per-workspace load locks. Generation has its own single thread (`state.GENERATION_POOL`). And the
+'explorer' logger's way to the terminal: why a dataset cannot be opened is printed where the server
+runs, not only shown in the page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
+import sys
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +25,32 @@ WORKSPACES_KEPT = 2  # (dataset, models) combinations held in memory per server;
 LOAD_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="explorer-load")  # loads and building views
 _LOCKS: defaultdict[tuple, threading.Lock] = defaultdict(threading.Lock)
 _LOCKS_LOCK = threading.Lock()
+log = logging.getLogger("explorer")
+
+
+class TerminalHandler(logging.StreamHandler):
+    """ERROR records of the 'explorer' logger on the terminal running the server (the current stderr),
+    unless the root logger prints them there already (as `panel serve` configures it): once either way."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+        self.setLevel(logging.ERROR)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if log.propagate and _root_prints_to_stderr():
+            return
+        self.stream = sys.stderr  # whatever stderr is now (not `setStream`: it flushes the old one, maybe closed)
+        super().emit(record)
+
+
+def _root_prints_to_stderr() -> bool:
+    return any(type(h) is logging.StreamHandler and getattr(h, "stream", None) in (sys.stderr, sys.__stderr__)
+               and h.level <= logging.ERROR for h in logging.getLogger().handlers)
+
+
+if not any(type(h).__name__ == "TerminalHandler" for h in log.handlers):  # once per process, however often imported
+    log.addHandler(TerminalHandler())
 
 
 @pn.cache(max_items=WORKSPACES_KEPT, policy="LRU")

@@ -4,13 +4,16 @@ Nothing slow runs on the event loop that all sessions share: loading a workspace
 picker changes) and building a session's views run in the loader threads (`runtime.LOAD_POOL`),
 generation and downloads in the generation thread (`state.GENERATION_POOL`), and the page shows a
 spinner while a workspace loads.
+
+What a session cannot open (a missing models folder, a dataset no model matches, a file that does not
+read) is shown in the page's alert and logged at ERROR on the 'explorer' logger, which prints it in the
+terminal running the server (`runtime.TerminalHandler`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import sys
 from pathlib import Path
 
@@ -18,13 +21,12 @@ import panel as pn
 
 from gnocchi_core.errors import GnocchiError
 
-from .runtime import LOAD_POOL, off_loop, serving, shared_workspace
+from .runtime import LOAD_POOL, log, off_loop, serving, shared_workspace
 from .state import NavigationState
 from .views import Activity, CodeSpace, Controls, Reaches, Readout, ReferenceActivity
-from .workspace import ExplorerConfig, Workspace, compatible_models, dataset_choices
+from .workspace import ExplorerConfig, Workspace, compatible_models, dataset_choices, mismatch
 
 SLOW_MS = 500  # a generation still running after this long is announced
-log = logging.getLogger("explorer")
 
 
 class ExplorerApp(pn.viewable.Viewer):
@@ -47,7 +49,7 @@ class ExplorerApp(pn.viewable.Viewer):
         self._opening = itertools.count(1)
         self._latest = 0
         self._picking = False
-        self._offer(compatible_models(self.config.models_dir, self.dataset.value))
+        failure = self._offer_compatible()
         self.dataset.param.watch(self._picked_dataset, "value")
         self.models.param.watch(self._picked_models, "value")
         header = pn.Row(pn.pane.Markdown(
@@ -55,7 +57,10 @@ class ExplorerApp(pn.viewable.Viewer):
             f"reference. Models from `{self.config.models_dir}`.", width=700), self.dataset, self.models, self.busy,
             self.generating)
         self._layout = pn.Column(header, self.message, self.body)
-        if serving():  # start loading now: the browser fetches the page and BokehJS meanwhile
+        if failure is not None:  # nothing to open (no models folder, say): the page says why, and the terminal
+            self.body.objects = [pn.pane.Markdown("Nothing to show.")]
+            self._failed(failure)
+        elif serving():  # start loading now: the browser fetches the page and BokehJS meanwhile
             self._preload = LOAD_POOL.submit(self._load, *self._pick())
             pn.state.onload(self.open)
         else:
@@ -70,8 +75,18 @@ class ExplorerApp(pn.viewable.Viewer):
         if serving():
             pn.state.execute(self.open_dataset)
         else:
-            self._offer(compatible_models(self.config.models_dir, self.dataset.value))
-            self.open_now()
+            failure = self._offer_compatible()
+            return self._failed(failure) if failure is not None else self.open_now()
+
+    def _offer_compatible(self) -> GnocchiError | None:
+        """Offer the models matching the picked dataset; the error instead when the folder or file does not read."""
+        try:
+            names = compatible_models(self.config.models_dir, self.dataset.value)
+        except GnocchiError as err:
+            self._offer([])
+            return err
+        self._offer(names)
+        return None
 
     def _picked_models(self, event=None) -> None:
         if self._picking:
@@ -92,18 +107,24 @@ class ExplorerApp(pn.viewable.Viewer):
     # ------------------------------------------------------------------ opening a workspace
     def _load(self, dataset: Path, names: tuple[str, ...]) -> Workspace:
         if not names:
-            raise GnocchiError(f"no trained model in {self.config.models_dir} matches {dataset.name}")
+            raise GnocchiError(f"no trained model in {self.config.models_dir} matches {dataset.name} "
+                               f"({mismatch(self.config.models_dir, dataset)})")
         return shared_workspace(str(self.config.models_dir), str(dataset), names)
 
     @staticmethod
     def _views(workspace: Workspace, state: NavigationState) -> list:
-        """The views for ``state`` (it holds its first generation): plain objects, built off the event loop."""
-        columns = [pn.Column(f"## {name.upper()}", CodeSpace(state, view), Activity(state, name),
-                             Reaches(state, name), Readout(state, name))
-                   for name, view in workspace.models.items()]
-        return [Controls(state), *columns, pn.Column(
-            pn.pane.Markdown(f"{workspace.data.n_trials} trials × {workspace.data.n_neurons} neurons"),
-            ReferenceActivity(state))]
+        """The views for ``state`` (it holds its first generation): plain objects, built off the event loop.
+        A reach plot per model only where the trials have kinematics (`Workspace.has_reaches`)."""
+        def column(name, view):
+            reach = [Reaches(state, name)] if workspace.has_reaches else []
+            return pn.Column(f"## {name.upper()}", CodeSpace(state, view), Activity(state, name), *reach,
+                             Readout(state, name))
+
+        about = f"{workspace.data.n_trials} trials × {workspace.data.n_neurons} neurons"
+        if workspace.note:
+            about += f"  \n{workspace.note}"
+        return [Controls(state), *(column(name, view) for name, view in workspace.models.items()), pn.Column(
+            pn.pane.Markdown(about, width=380, name="dataset-note"), ReferenceActivity(state))]
 
     def _show(self, state: NavigationState, views: list) -> None:
         """Swap the views in (on the event loop: this is what the browser receives)."""
@@ -129,7 +150,10 @@ class ExplorerApp(pn.viewable.Viewer):
         if state is self.state and state.busy and state.latest_request == request:
             self.generating.object = "generating…"
 
-    def _failed(self, err: Exception) -> None:
+    def _failed(self, err: Exception, logged: bool = False) -> None:
+        """Say why in the page's alert and, unless ``logged`` already, in the server's terminal."""
+        if not logged:
+            log.error("cannot open %s: %s", self.dataset.value.name, err)
         self.message.param.update(object=str(err), visible=True)
         self.busy.value = False
 
@@ -163,11 +187,12 @@ class ExplorerApp(pn.viewable.Viewer):
                 return
             views = await off_loop(LOAD_POOL, self._views, workspace, state)
         except Exception as err:  # shown on the page, not only in the server log
-            if not isinstance(err, GnocchiError):
+            logged = not isinstance(err, GnocchiError)
+            if logged:
                 log.exception("opening %s failed", self._pick())
                 err = GnocchiError(f"could not open {self.dataset.value.name} with {list(self._pick()[1])}: "
                                    f"{type(err).__name__}: {err}")
-            return self._failed(err) if request == self._latest else None
+            return self._failed(err, logged) if request == self._latest else None
         if request == self._latest:
             self._show(state, views)
 
@@ -179,7 +204,10 @@ class ExplorerApp(pn.viewable.Viewer):
         try:
             names = await off_loop(LOAD_POOL, compatible_models, self.config.models_dir, dataset)
         except GnocchiError as err:
-            return self._failed(err) if request == self._latest else None
+            if request == self._latest:
+                self._offer([])
+                self._failed(err)
+            return
         if request == self._latest:
             self._offer(names)
             await self.open()

@@ -21,16 +21,19 @@ import param
 
 from gnocchi_core.analysis.decoding import VARIABLES
 
-from .workspace import COLOUR_VARIABLES, Generation, Workspace, generate_for, navigate_code
+from .workspace import COLOUR_VARIABLES, PC_AXES, REACH_AXES, Generation, Workspace, generate_for, navigate_code
 
-PC_AXES = ("pc1", "pc2")
-AXES = VARIABLES + PC_AXES  # every slider
+AXES = REACH_AXES  # the sliders of a dataset with kinematics (`Workspace.axes`: those of any dataset)
+NO_VARIABLE = "none"  # no extra trial variable slider
+__all__ = ["AXES", "GENERATION_POOL", "NO_VARIABLE", "PC_AXES", "NavigationState", "default_reference"]
 GENERATION_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-generate")
 
 
 class NavigationState(param.Parameterized):
     reference = param.Integer(default=0, bounds=(0, None), doc="trial whose code navigation starts from")
     colour_by = param.Selector(default="target_x", objects=list(COLOUR_VARIABLES))
+    extra = param.Selector(default=NO_VARIABLE, objects=[NO_VARIABLE],
+                           doc="another trial variable to navigate along (datasets with kinematics)")
     pc_x = param.Selector(default="PC1", objects=["PC1", "PC2", "PC3", "PC4"])
     pc_y = param.Selector(default="PC2", objects=["PC1", "PC2", "PC3", "PC4"])
     lock = param.Boolean(default=True, doc="one set of sliders drives every model")
@@ -49,11 +52,18 @@ class NavigationState(param.Parameterized):
     def __init__(self, workspace: Workspace, **params):
         names = list(workspace.models)
         self.param.drive.objects = names
+        self.param.colour_by.objects = list(workspace.colours)
+        self.param.extra.objects = [NO_VARIABLE, *workspace.variables]
+        n_pcs = min(view.pcs.shape[1] for view in workspace.models.values())
+        self.param.pc_x.objects = [f"PC{k + 1}" for k in range(n_pcs)]
+        self.param.pc_y.objects = [f"PC{k + 1}" for k in range(n_pcs)]
         params.setdefault("drive", names[0])
+        params.setdefault("colour_by", workspace.default_colour)
+        params.setdefault("pc_y", f"PC{min(2, n_pcs)}")
         params.setdefault("reference", default_reference(workspace))
         super().__init__(**params)
         self.workspace = workspace
-        self.offsets = {name: dict.fromkeys(AXES, 0.0) for name in names}
+        self.offsets = {name: dict.fromkeys(workspace.axes + workspace.variables, 0.0) for name in names}
         self.baselines: dict[str, Generation] = {}  # per model: the shown generation's reference, no offsets
         self._baseline_cache: dict[str, tuple] = {}  # per model: (request key, baseline), the worker's
         self._requests = itertools.count(1)
@@ -61,17 +71,30 @@ class NavigationState(param.Parameterized):
         self.batch = contextlib.nullcontext  # the app sets `pn.io.hold`: one browser update per generation
 
     # ------------------------------------------------------------------ navigation
+    @param.depends("extra", watch=True)
+    def _extra_chosen(self) -> None:
+        """One extra trial variable at a time: the others go back to the reference's values."""
+        for offsets in self.offsets.values():
+            offsets.update({v: 0.0 for v in self.workspace.variables if v != self.extra})
+
+    def slider_axes(self) -> tuple[str, ...]:
+        """The axes the sliders move along now: the workspace's, and the extra trial variable if one is chosen."""
+        return self.workspace.axes + ((self.extra,) if self.extra != NO_VARIABLE else ())
+
     def set_offset(self, axis: str, value: float) -> None:
-        """Move along ``axis`` (cm for behaviour variables, s.d. for PCs) for the driven model(s)."""
+        """Move along ``axis`` (cm for reach variables, a trial variable's own units, s.d. for PCs and
+        condition axes) for the driven model(s)."""
         for name in self.driven():
             self.offsets[name][axis] = float(value)
 
     def reference_value(self, axis: str) -> float:
-        """The reference trial's value of a behaviour variable (cm); 0 for a PC (sliders move PCs by offsets)."""
-        return float(self.workspace.data.trial_info[axis].iloc[self.reference]) if axis in VARIABLES else 0.0
+        """The reference trial's value of an absolute axis (reach or trial variable); 0 for a shift (PCs,
+        condition axes: sliders move them by offsets)."""
+        return self.workspace.trial_value(axis, self.reference)
 
     def set_value(self, axis: str, value: float) -> None:
-        """Command an absolute value: where the reach should start/end (cm), or a PC shift (s.d.)."""
+        """Command an absolute value: where the reach should start/end (cm), a trial variable's value, or a
+        PC / condition-axis shift (s.d.)."""
         self.set_offset(axis, value - self.reference_value(axis))
 
     def value(self, axis: str, name: str | None = None) -> float:
@@ -153,13 +176,25 @@ class NavigationState(param.Parameterized):
             self._apply(*results)
 
     def moved(self, name: str) -> set[str]:
-        """The behaviour variables the shown generation of ``name`` was asked to move from the reference."""
+        """The behaviour variables the shown generation of ``name`` was asked to move from the reference
+        (none without kinematics)."""
         generation, baseline = self.generations[name], self.baselines[name]
+        if generation.commanded is None:
+            return set()
         return {v for k, v in enumerate(VARIABLES) if generation.commanded[k] != baseline.commanded[k]}
 
-    def unintended(self, name: str) -> float:
-        """Summed movement (cm) of the decoded variables no slider asked to move, since the reference."""
+    def unintended(self, name: str) -> float | None:
+        """Summed movement (cm) of the decoded variables no slider asked to move, since the reference
+        (None without kinematics: nothing is decoded)."""
+        if self.generations[name].decoded is None:
+            return None
         return self.generations[name].unintended_cm(self.baselines[name], self.moved(name))
+
+    def shown_is_current(self) -> bool:
+        """Whether every shown generation was made from the code the sliders command now."""
+        codes = self.codes()
+        return all(name in self.generations and np.allclose(self.generations[name].code, code)
+                   for name, code in codes.items())
 
 
 def default_reference(workspace: Workspace) -> int:

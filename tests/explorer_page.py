@@ -49,3 +49,10 @@ def click_data_point(page, plot: str, x: float, y: float) -> None:
         return {px: rect.left + view.frame.x_scale.compute(x), py: rect.top + view.frame.y_scale.compute(y)};
     }""", [plot, x, y])
     page.mouse.click(box["px"], box["py"])
+
+
+def image(page, plot: str) -> np.ndarray:
+    """The image the heatmap plot named ``plot`` shows, flattened, as the browser holds it."""
+    values = page.evaluate("(name) => Array.from(Bokeh.documents[0].get_model_by_name(name).renderers[0]"
+                           ".data_source.data.image[0])", plot)
+    return np.array(values, dtype=float)

@@ -159,6 +159,42 @@ def test_sliders_read_absolute_values_starting_at_the_reference(workspace):
         pytest.approx(workspace.data.trial_info["target_x"].iloc[other])
 
 
+def test_other_trial_variables_drive_an_extra_slider_in_their_own_units(workspace):
+    """Beside the reach sliders, any other continuous trial variable: its axis fitted jointly with the reach
+    variables on the training trials, its slider absolute in the column's own values."""
+    from explorer.state import AXES
+    from explorer.views import Controls
+    from gnocchi_core.analysis.decoding import VARIABLES
+    from gnocchi_core.analysis.metrics import behaviour_axes
+
+    info = workspace.data.trial_info
+    assert {"reach_angle", "reaction_time_ms"} <= set(workspace.variables)
+    assert not set(workspace.variables) & {"trial_id", "condition_id", "target_index", "split", *VARIABLES}
+    view = workspace.models["gnocchi"]
+    train = workspace.data.heldin_conditions("train")
+    design = info[[*VARIABLES, "reaction_time_ms"]].to_numpy(dtype=np.float64)[train]
+    np.testing.assert_allclose(view.variable_axes["reaction_time_ms"],
+                               behaviour_axes(view.codes[train], design)[0][:, -1])
+    np.testing.assert_allclose(view.axes, behaviour_axes(view.codes[train], design[:, :4])[0])  # reach axes as ever
+
+    state = NavigationState(workspace, samples=2, steps=5)
+    controls = Controls(state)
+    slider = controls.extra_slider
+    assert state.extra == "none" and not slider.visible and list(controls.sliders) == list(AXES)  # default layout
+    state.extra = "reaction_time_ms"
+    reaction = info["reaction_time_ms"].iloc[state.reference]
+    assert slider.visible and slider.label == "reaction_time_ms" and slider.value == pytest.approx(reaction)
+    assert slider.start < reaction < slider.end
+    with param.edit_constant(slider):  # what a browser release does
+        slider.value_throttled = reaction + 30.0
+    assert state.offsets["gnocchi"]["reaction_time_ms"] == pytest.approx(30.0)
+    np.testing.assert_allclose(state.generations["gnocchi"].code,
+                               view.codes[state.reference] + 30.0 * view.variable_axes["reaction_time_ms"], rtol=1e-5)
+    state.extra = "reach_angle"  # one extra variable at a time: the previous one is back at the reference
+    assert state.offsets["gnocchi"]["reaction_time_ms"] == 0.0 and slider.label == "reach angle (rad)"
+    assert slider.value == pytest.approx(info["reach_angle"].iloc[state.reference]) and state.shown_is_current()
+
+
 def test_a_release_where_the_last_one_was_still_regenerates_after_a_reset(workspace):
     """Reset moves the handles back; releasing again at the earlier spot is a new command, not a repeat."""
     from explorer.views import Controls

@@ -12,7 +12,7 @@ RATE_LABEL, SPIKE_LABEL = "rate (spikes/s)", "spikes in bin"
 
 
 class Activity(pn.viewable.Viewer):
-    """A model's generated activity (mean rate over the samples, neurons sorted by preferred target), or
+    """A model's generated activity (mean rate over the samples, neurons sorted as the workspace says), or
     Poisson spikes drawn from its first sample."""
 
     def __init__(self, state: NavigationState, name: str, **params):
@@ -21,7 +21,8 @@ class Activity(pn.viewable.Viewer):
         ws = state.workspace
         self._high = state.workspace.rate_ceiling
         self.figure, self.source, self._mapper, self._bar = heatmap_figure(
-            f"activity-{name}", self._title(), ws.data.n_neurons, ws.data.bin_centers_ms, self._high)
+            f"activity-{name}", self._title(), ws.data.n_neurons, ws.data.bin_centers_ms, self._high,
+            neurons=ws.neuron_label)
         state.param.watch(self._update, ["generations", "show_spikes"])
         self._update()
 
@@ -57,14 +58,16 @@ class Activity(pn.viewable.Viewer):
 
 
 class ReferenceActivity(pn.viewable.Viewer):
-    """The reference trial's recorded activity (smoothed as the decoder reads it), sorted like the generated."""
+    """The reference trial's recorded activity (smoothed as the decoder reads it, or with the default
+    `workspace.DEFAULT_SIGMA_MS` without one), sorted like the generated."""
 
     def __init__(self, state: NavigationState, **params):
         super().__init__(**params)
         self.state = state
         ws = state.workspace
         self.figure, self.source, _, _ = heatmap_figure("reference-activity", self._title(), ws.data.n_neurons,
-                                                        ws.data.bin_centers_ms, state.workspace.rate_ceiling)
+                                                        ws.data.bin_centers_ms, state.workspace.rate_ceiling,
+                                                        neurons=ws.neuron_label)
         state.param.watch(self._update, "reference")
         self._update()
 

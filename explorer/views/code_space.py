@@ -6,20 +6,23 @@ import numpy as np
 import panel as pn
 from bokeh.core.properties import value
 from bokeh.events import Tap
-from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
+from bokeh.models import BasicTicker, ColorBar, ColumnDataSource, FixedTicker, HoverTool, LinearColorMapper
 
 from ..state import NavigationState
+from ..variables import category_names, colour_values, label
 from ..workspace import ModelView
-from .plots import VARIABLE_LABELS, legend_below, new_figure
+from .plots import legend_below, new_figure
 
 TAP_REACH = 0.03  # a click picks a trial within this fraction of the axes' spread
 HOVER_COLUMNS = ("trial_id", "split", "condition_id", "start_x", "start_y", "target_x", "target_y")
+REACH_HOVER = ("start_x", "start_y", "target_x", "target_y")  # hovered only where the trials reach
 
 
 class CodeSpace(pn.viewable.Viewer):
-    """Held-in trials coloured by ``state.colour_by``, held-out-condition trials as black crosses, the
-    reference trial as a ring and the navigated code as a star. Only the columns a change touches are
-    sent: the star's two numbers per generation, the colour column on a colour change."""
+    """Held-in trials coloured by ``state.colour_by`` (a text column by category, named on the colour bar),
+    held-out-condition trials as black crosses, the reference trial as a ring and the navigated code as a
+    star. Only the columns a change touches are sent: the star's two numbers per generation, the colour
+    column on a colour change."""
 
     def __init__(self, state: NavigationState, view: ModelView, **params):
         super().__init__(**params)
@@ -27,9 +30,11 @@ class CodeSpace(pn.viewable.Viewer):
         info = state.workspace.data.trial_info
         heldout = info["heldout_condition"].to_numpy(bool)
         self._rows = {False: np.flatnonzero(~heldout), True: np.flatnonzero(heldout)}
+        reaches = state.workspace.has_reaches
+        columns = [c for c in HOVER_COLUMNS if reaches or c not in REACH_HOVER]
         self.sources = {}
         for kind, rows in self._rows.items():
-            table = {c: info[c].to_numpy()[rows] for c in HOVER_COLUMNS}
+            table = {c: info[c].to_numpy()[rows] for c in columns}
             table["split"] = table["split"].astype(str)
             self.sources[kind] = ColumnDataSource({**table, **self._xy(rows), "c": self._colour(rows)})
         self._reference = ColumnDataSource(self._point(view.pcs[state.reference]))
@@ -45,11 +50,14 @@ class CodeSpace(pn.viewable.Viewer):
                            line_width=2.5)
         star = fig.scatter("x", "y", source=self._star, marker="star", size=20, color="gold", line_color="black",
                            line_width=1.5, name=f"navigated-{view.name}")
-        fig.add_tools(HoverTool(renderers=[heldin, crosses], tooltips=[
-            ("trial", "@trial_id (@split)"), ("condition", "@condition_id"),
-            ("start", "(@start_x{0.0}, @start_y{0.0}) cm"), ("target", "(@target_x{0.0}, @target_y{0.0}) cm")]))
-        self._colourbar = ColorBar(color_mapper=self._mapper, title=VARIABLE_LABELS[state.colour_by], width=10,
+        tooltips = [("trial", "@trial_id (@split)"), ("condition", "@condition_id")]
+        if reaches:
+            tooltips += [("start", "(@start_x{0.0}, @start_y{0.0}) cm"),
+                         ("target", "(@target_x{0.0}, @target_y{0.0}) cm")]
+        fig.add_tools(HoverTool(renderers=[heldin, crosses], tooltips=tooltips))
+        self._colourbar = ColorBar(color_mapper=self._mapper, title=label(state.colour_by), width=10,
                                    title_text_font_size="8pt")
+        self._categorical_ticks()
         fig.add_layout(self._colourbar, "right")
         self.legend = legend_below(fig, [(self._trial_label(), [heldin]), ("held-out condition", [crosses]),
                                          ("reference trial", [ring]), ("navigated code", [star])])
@@ -72,15 +80,27 @@ class CodeSpace(pn.viewable.Viewer):
         return {"x": [float(pcs[self._pc(self.state.pc_x)])], "y": [float(pcs[self._pc(self.state.pc_y)])]}
 
     def _colour(self, rows: np.ndarray) -> np.ndarray:
-        return self.state.workspace.data.trial_info[self.state.colour_by].to_numpy(dtype=np.float64)[rows]
+        return colour_values(self.state.workspace.data.trial_info, self.state.colour_by)[rows]
 
     def _range(self) -> tuple[float, float]:
-        values = self.state.workspace.data.trial_info[self.state.colour_by].to_numpy(dtype=np.float64)
+        values = colour_values(self.state.workspace.data.trial_info, self.state.colour_by)
+        if not np.isfinite(values).any():
+            return 0.0, 1.0
         low, high = float(np.nanmin(values)), float(np.nanmax(values))
         return (low, high) if high > low else (low - 0.5, high + 0.5)
 
+    def _categorical_ticks(self) -> None:
+        """A text column's colour bar names its categories at their codes; a numeric one has plain ticks."""
+        names = category_names(self.state.workspace.data.trial_info, self.state.colour_by)
+        if names is None:
+            if isinstance(self._colourbar.ticker, FixedTicker):  # back from a text column
+                self._colourbar.update(ticker=BasicTicker(), major_label_overrides={})
+        else:
+            self._colourbar.update(ticker=FixedTicker(ticks=list(range(len(names)))),
+                                   major_label_overrides={k: n for k, n in enumerate(names)})
+
     def _trial_label(self) -> str:
-        return f"trial, coloured by {VARIABLE_LABELS[self.state.colour_by]}"
+        return f"trial, coloured by {label(self.state.colour_by)}"
 
     def _axis_labels(self) -> None:
         self.figure.xaxis.axis_label, self.figure.yaxis.axis_label = self.state.pc_x, self.state.pc_y
@@ -100,7 +120,8 @@ class CodeSpace(pn.viewable.Viewer):
         source.data["c"] = self._colour(self._rows[False])
         low, high = self._range()
         self._mapper.update(low=low, high=high)
-        self._colourbar.title = VARIABLE_LABELS[self.state.colour_by]
+        self._colourbar.title = label(self.state.colour_by)
+        self._categorical_ticks()
         self.legend.items[0].label = value(self._trial_label())
 
     def _reprojected(self, *events) -> None:

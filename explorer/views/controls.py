@@ -1,4 +1,8 @@
-"""Sliders along the behaviour axes and PCs (released → regenerate), sampling settings, reset, download."""
+"""Sliders along the workspace's axes (released → regenerate), sampling settings, reset, download.
+
+The sliders are the workspace's (`Workspace.axes`): reach variables and PCs with kinematics, condition
+axes and PCs without, PCs alone for unlabelled trials; with kinematics an *extra variable* picker adds
+one slider along any other continuous trial variable, in its own units."""
 
 from __future__ import annotations
 
@@ -12,14 +16,12 @@ import numpy as np
 import panel as pn
 import param
 
-from gnocchi_core.analysis.decoding import VARIABLES
-
 from ..runtime import serving
-from ..state import AXES, GENERATION_POOL, NavigationState
+from ..state import GENERATION_POOL, NO_VARIABLE, NavigationState
+from ..variables import label
 from ..workspace import default_steps, guidance_for
-from .plots import VARIABLE_LABELS
 
-PC_RANGE = 3.0  # PC sliders shift the code by up to this many standard deviations of the codes
+PC_RANGE = 3.0  # PC and condition-axis sliders shift the code by up to this many standard deviations of the codes
 
 
 def nice_step(span: float, ticks: int = 80) -> float:
@@ -29,34 +31,39 @@ def nice_step(span: float, ticks: int = 80) -> float:
     return next(m * exponent for m in (1, 2, 5, 10) if m * exponent >= raw)
 
 
-def slider_range(values: np.ndarray) -> tuple[float, float, float]:
-    """(start, end, step) for an absolute behaviour slider: the recorded range and a quarter of it either side,
-    on the step grid (so the reference trial's value is usually a step)."""
+def slider_range(values: np.ndarray, min_margin: float = 1.0) -> tuple[float, float, float]:
+    """(start, end, step) for an absolute slider: the recorded range (of the finite values) and a quarter of it
+    either side, at least ``min_margin`` (1 cm for the reach variables), on the step grid (so the reference
+    trial's value is usually a step)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
     low, high = float(np.min(values)), float(np.max(values))
-    margin = max((high - low) / 4, 1.0)
+    margin = max((high - low) / 4, min_margin) or 1.0
     step = nice_step(high - low + 2 * margin)
     return math.floor((low - margin) / step) * step, math.ceil((high + margin) / step) * step, step
 
 
 class Controls(pn.viewable.Viewer):
-    """Behaviour sliders read where the reach should start and end (absolute, in cm: they start at the
-    reference trial's values); PC sliders shift the code along a principal axis (s.d.)."""
+    """Reach sliders read where the reach should start and end (absolute, in cm: they start at the
+    reference trial's values), the extra variable's slider its value; PC and condition-axis sliders shift
+    the code along a principal or discriminant axis (s.d.)."""
 
     def __init__(self, state: NavigationState, **params):
         super().__init__(**params)
         self.state = state
-        info = state.workspace.data.trial_info
         self.sliders = {}
         self._syncing = False
-        for axis in AXES:
-            if axis in VARIABLES:
-                start, end, step = slider_range(info[axis].to_numpy(dtype=np.float64))
-            else:
-                start, end, step = -PC_RANGE, PC_RANGE, PC_RANGE / 40
-            slider = pn.widgets.FloatSlider(label=VARIABLE_LABELS[axis], start=start, end=end, step=step,
-                                            value=state.value(axis), width=260)
+        for axis in state.workspace.axes:
+            slider = pn.widgets.FloatSlider(label=label(axis), value=state.value(axis), width=260,
+                                            **self._range(axis))
             slider.param.watch(lambda event, axis=axis: self._moved(axis, event.new), "value_throttled")
             self.sliders[axis] = slider
+        self.extra = pn.widgets.Select.from_param(state.param.extra, name="extra variable", width=260,
+                                                  visible=bool(state.workspace.variables))
+        self.extra_slider = pn.widgets.FloatSlider(label="extra variable", start=0.0, end=1.0, step=0.1,
+                                                   width=260, visible=False)
+        self.extra_slider.param.watch(lambda event: self._moved(self.state.extra, event.new), "value_throttled")
+        self._show_extra()
         self.reset_button = pn.widgets.Button(label="reset to reference", width=260)
         self.reset_button.on_click(self._reset)
         self.download = pn.widgets.FileDownload(callback=self._download, filename="generated_trials.h5",
@@ -71,10 +78,41 @@ class Controls(pn.viewable.Viewer):
                                      "guidance": {"type": pn.widgets.FloatInput, "step": 0.5,
                                                   "placeholder": "model default"}},
                             show_name=False, width=260)
-        self._layout = pn.Column("### Navigate", *self.sliders.values(), self.reset_button, "### Settings", settings,
-                                 self.download, width=280)
+        self._layout = pn.Column("### Navigate", *self.sliders.values(), self.extra, self.extra_slider,
+                                 self.reset_button, "### Settings", settings, self.download, width=280)
         state.param.watch(self._settings_changed, ["steps", "samples", "seed", "guidance", "reference"])
         state.param.watch(self._lock_changed, ["lock", "drive"])
+        state.param.watch(self._extra_changed, "extra")
+
+    def _range(self, axis: str) -> dict:
+        """A slider's start, end and step: the recorded range for an absolute axis, ±`PC_RANGE` s.d. for a shift."""
+        if not self.state.workspace.absolute(axis):
+            return {"start": -PC_RANGE, "end": PC_RANGE, "step": PC_RANGE / 40}
+        values = self.state.workspace.data.trial_info[axis].to_numpy(dtype=np.float64)
+        start, end, step = slider_range(values, 1.0 if axis in self.state.workspace.axes else 0.0)
+        return {"start": start, "end": end, "step": step}
+
+    def _show_extra(self) -> None:
+        """The extra slider follows the chosen variable: its name, range and the driven model's value."""
+        axis = self.state.extra
+        self.extra_slider.visible = axis != NO_VARIABLE
+        if axis == NO_VARIABLE:
+            return
+        value = self.state.value(axis)
+        self._syncing = True
+        try:
+            with param.edit_constant(self.extra_slider):
+                self.extra_slider.param.update(label=label(axis), **self._range(axis), value=value,
+                                               value_throttled=value)
+        finally:
+            self._syncing = False
+
+    def _extra_changed(self, event) -> None:
+        """Another extra variable: the previous one is back at the reference (`NavigationState`); regenerate
+        only if that changes what is shown."""
+        self._show_extra()
+        if not self.state.shown_is_current():
+            self._regenerate()
 
     def _moved(self, axis: str, value: float) -> None:
         if not self._syncing:
@@ -120,6 +158,7 @@ class Controls(pn.viewable.Viewer):
                     slider.param.update(value=value, value_throttled=value)
         finally:
             self._syncing = False
+        self._show_extra()
 
     def download_bytes(self, request: dict) -> io.BytesIO:
         """The generated trials of ``request`` (from `_download_request`) as a dataset file."""

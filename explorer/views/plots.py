@@ -12,10 +12,10 @@ import numpy as np
 from bokeh.models import ColorBar, ColumnDataSource, Legend, LegendItem, LinearColorMapper
 from bokeh.plotting import figure
 
+from ..variables import LABELS, label
+
 WIDTH, HEIGHT = 380, 300
-VARIABLE_LABELS = {"start_x": "start x (cm)", "start_y": "start y (cm)", "target_x": "target x (cm)",
-                   "target_y": "target y (cm)", "reach_angle": "reach angle (rad)", "condition_id": "condition",
-                   "pc1": "PC 1 shift (s.d.)", "pc2": "PC 2 shift (s.d.)"}
+VARIABLE_LABELS = {**LABELS, "pc1": label("pc1"), "pc2": label("pc2")}  # any other name: `variables.label`
 
 
 def new_figure(name: str, title: str, *, height: int = HEIGHT, **kwargs) -> figure:
@@ -36,7 +36,8 @@ def legend_below(fig: figure, items: list[tuple[str, list]], ncols: int = 2) -> 
 
 
 def heatmap_figure(name: str, title: str, n_neurons: int, times: np.ndarray, high: float,
-                   label: str = "rate (spikes/s)") -> tuple[figure, ColumnDataSource, LinearColorMapper, ColorBar]:
+                   label: str = "rate (spikes/s)", neurons: str = "neuron (by preferred target)",
+                   ) -> tuple[figure, ColumnDataSource, LinearColorMapper, ColorBar]:
     """A (neurons × bins) image with a colour bar; update ``source.data["image"] = [array]`` in place."""
     dt = float(times[1] - times[0]) if len(times) > 1 else 1.0
     fig = new_figure(name, title, x_range=(times[0] - dt / 2, times[-1] + dt / 2), y_range=(-0.5, n_neurons - 0.5))
@@ -47,7 +48,7 @@ def heatmap_figure(name: str, title: str, n_neurons: int, times: np.ndarray, hig
     bar = ColorBar(color_mapper=mapper, title=label, width=10, title_text_font_size="8pt")
     fig.add_layout(bar, "right")
     fig.xaxis.axis_label = "time from movement onset (ms)"
-    fig.yaxis.axis_label = "neuron (by preferred target)"
+    fig.yaxis.axis_label = neurons
     return fig, source, mapper, bar
 
 

@@ -93,8 +93,19 @@ def condition_discriminant(codes: np.ndarray, conditions: np.ndarray) -> np.ndar
     ``LinearDiscriminantAnalysis(solver='eigen', shrinkage='auto')``), so it stays well defined when
     the code has many dimensions for few trials per condition. Fit it on training codes and score
     `code_snr` on other trials: on the same trials the maximisation inflates the SNR."""
-    direction = _shrinkage_lda(codes, conditions, "eigen").scalings_[:, 0]
-    return np.asarray(direction, dtype=np.float64)
+    return condition_discriminants(codes, conditions, 1)[0]
+
+
+def condition_discriminants(codes: np.ndarray, conditions: np.ndarray, n: int = 1) -> np.ndarray:
+    """The first ``n`` Fisher directions of `condition_discriminant`, by decreasing variance ratio: unit
+    vectors (k, L), k = min(n, conditions − 1, L), each signed so that its largest component is positive
+    (the explorer's condition sliders walk along them)."""
+    lda = _shrinkage_lda(codes, conditions, "eigen")
+    k = min(int(n), len(lda.classes_) - 1, lda.scalings_.shape[1])
+    axes = np.asarray(lda.scalings_[:, :k].T, dtype=np.float64)
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    signs = np.sign(axes[np.arange(k), np.argmax(np.abs(axes), axis=1)])
+    return axes * signs[:, None]
 
 
 def condition_accuracy(train_codes: np.ndarray, train_conditions: np.ndarray, test_codes: np.ndarray,
