@@ -8,14 +8,14 @@ import argparse
 import sys
 
 from ..errors import GnocchiError
-from . import assets, bench, data, evaluate, generate, train
+from . import assets, bench, data, evaluate, explore, generate, train
 from .common import EXIT_USER_ERROR, epilog, package_version, wrap
 from .data import summarize
 
 __all__ = ["main", "summarize"]
 
 # the order of `gnocchi --help`
-MODULES = (data, train, bench, evaluate, generate, assets)
+MODULES = (data, train, explore, bench, evaluate, generate, assets)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=epilog(["gnocchi data synth --out demo.h5",
                        "gnocchi train gnocchi --data demo.h5 --out models/gnocchi_demo --max-minutes 5",
                        "gnocchi evaluate --data demo.h5 --model models/gnocchi_demo --out report_demo/",
+                       "gnocchi explore demo.h5 --models models",
                        "gnocchi generate --model models/gnocchi_demo --navigate target_x --data demo.h5 "
                        "--out walk.h5"]))
     parser.add_argument("--version", action="version", version=f"gnocchi {package_version()}")
