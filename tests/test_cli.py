@@ -55,7 +55,7 @@ def test_readme_synthetic_data_example_runs(tmp_path):
     result = subprocess.run(steps, shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "trials       500" in result.stdout and "neurons      100 (80 held-in, 20 held-out)" in result.stdout
-    data = load_dataset(tmp_path / "demo.h5")
+    data = load_dataset(tmp_path / "work" / "demo.h5")
     assert data.trial_info["heldout_condition"].any()
 
 

@@ -68,9 +68,16 @@ def serve(models_dir: Path, data_path: Path, names: list[str], *, port: int, add
         workspace = shared_workspace(str(models_dir), str(data_path), tuple(sorted(names)))
     except GnocchiError as err:
         raise GnocchiError(f"the explorer cannot open {data_path.name}: {err}") from None
-    print(f"loaded in {workspace.load_seconds:.1f} s; serving http://{address}:{port}/ (Ctrl-C stops)", flush=True)
     config = ExplorerConfig(models_dir, data_path)
     origins = [f"{host}:{port}" for host in {address, "localhost", "127.0.0.1"}]
-    pn.serve({"/": lambda: ExplorerApp(config)}, port=port, address=address, show=show, title="GNOCCHI Explorer",
-             websocket_origin=origins if address not in ("0.0.0.0", "::") else "*", verbose=False)
-    sys.stdout.flush()
+    server = pn.serve({"/": lambda: ExplorerApp(config)}, port=port, address=address, show=False, start=False,
+                      title="GNOCCHI Explorer", websocket_origin=origins if address not in ("0.0.0.0", "::") else "*",
+                      verbose=False)  # listening from here on
+    print(f"loaded in {workspace.load_seconds:.1f} s; serving http://{address}:{port}/ (Ctrl-C stops)", flush=True)
+    if show:
+        server.show("/")
+    server.start()
+    try:
+        server.io_loop.start()
+    finally:
+        sys.stdout.flush()
