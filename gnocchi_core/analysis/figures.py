@@ -26,9 +26,7 @@ drawing touches no global matplotlib state (backend, open-figure registry) and n
 
 from __future__ import annotations
 
-import math
 import os
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +42,8 @@ from ..atomic import atomic_path
 from ..data.trialdata import TrialData
 from .decoding import VARIABLES
 from .evaluation import NAVIGATED, ModelEvaluation
-
-PANEL = 4.0  # inches per panel
-NA = "n/a"
-LIGHT = 0.4  # alpha of the secondary ("lighter") bar of a pair
-NAV_CMAP = "viridis"
-
+from .figure_parts import (LIGHT, NA, NAV_CMAP, PANEL, draw_bars, draw_targets, empty_panel, footnote, metric_text,
+                           metric_value, new_figure, pc_labels, top3, variable_label)
 
 def write_figures(evaluations: list[ModelEvaluation], data: TrialData, out_dir: str | os.PathLike) -> list[Path]:
     """Write the figures of the module docstring into ``out_dir``; return their paths.
@@ -77,126 +71,12 @@ def write_figures(evaluations: list[ModelEvaluation], data: TrialData, out_dir: 
 
 # ---------------------------------------------------------------------- helpers
 
-def _label(variable: str) -> str:
-    return variable.replace("_", " ")
-
-
-def _value(ev: ModelEvaluation, key: str) -> float | None:
-    """The metric as a finite float, or None when it is undefined (None, missing or not finite)."""
-    value = ev.metrics.get(key)
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _text(ev: ModelEvaluation, key: str, unit: str = "", digits: int = 2) -> str:
-    """The metric formatted, with `` unit`` when given; "n/a" (no unit) when it is undefined."""
-    value = _value(ev, key)
-    return NA if value is None else f"{value:.{digits}f}" + (f" {unit}" if unit else "")
-
-
-def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _footnote(fig: Figure, evaluations: list[ModelEvaluation], keys: list[str], max_lines: int = 8) -> None:
-    """Below the panels, why each of ``keys`` shown as n/a is undefined (keys sharing a reason grouped)."""
-    notes = []
-    for ev in evaluations:
-        reasons: dict[str, list[str]] = {}
-        for key in keys:
-            if _value(ev, key) is None:
-                reasons.setdefault(ev.why.get(key, "not computed"), []).append(_label(key))
-        notes += [f"{ev.name}, {', '.join(names)}: {reason}" for reason, names in reasons.items()]
-    if not notes:
-        return
-    width_in, height_in = fig.get_size_inches()
-    chars = max(40, int(width_in * 15))
-    lines = []
-    for note in [f"{NA} = undefined:"] + notes:
-        lines += textwrap.wrap(note, chars, subsequent_indent="    ")
-    if len(lines) > max_lines:
-        lines = lines[:max_lines - 1] + ["… (every reason is in report.md)"]
-    extra = len(lines) * 0.14 + 0.1  # inches added below the panels, which keep their size
-    fig.set_size_inches(width_in, height_in + extra)
-    fraction = extra / (height_in + extra)
-    fig.get_layout_engine().set(rect=(0, fraction, 1, 1 - fraction))
-    fig.text(0.01, fraction - 0.04 / (height_in + extra), "\n".join(lines), va="top", ha="left", fontsize=7,
-             color="dimgrey")
-
-
-def _bars(ax, evaluations: list[ModelEvaluation], series: list[tuple[str, str, str, float]]) -> None:
-    """One group per model, one bar per ``(metric key, legend label, colour, alpha)``, values written
-    on the bars; an undefined metric gets no bar but a grey "n/a" where it would stand."""
-    width = 0.8 / len(series)
-    x = np.arange(len(evaluations))
-    handles = []
-    for k, (key, label, colour, alpha) in enumerate(series):
-        where = x + (k - (len(series) - 1) / 2) * width
-        values = [_value(ev, key) for ev in evaluations]
-        shown = [i for i, value in enumerate(values) if value is not None]
-        if shown:
-            bars = ax.bar(where[shown], [values[i] for i in shown], width, color=colour, alpha=alpha,
-                          edgecolor=colour, linewidth=0.8)
-            ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
-        for i, value in enumerate(values):
-            if value is None:
-                ax.text(where[i], 0, NA, ha="center", va="bottom", rotation=90, fontsize=7, color="dimgrey")
-        handles.append(Patch(facecolor=colour, alpha=alpha, edgecolor=colour, label=label))
-    ax.axhline(0, color="black", lw=0.6)
-    ax.set_xticks(x, [ev.name for ev in evaluations])
-    ax.set_xlim(-0.6, len(evaluations) - 0.4)
-    ax.margins(y=0.15)
-    ax.legend(handles=handles, fontsize=7)
-
-
-def _draw_targets(ax, data: TrialData, what: str) -> list:
-    """The target grid as grey crosses, held-out targets as red open circles, on an equal-aspect
-    workspace whose axes are labelled "``what`` x/y (cm)". Returns the legend handles."""
-    info = data.trial_info
-    grid = np.unique(info[["target_x", "target_y"]].to_numpy(float), axis=0)
-    held = np.unique(info.loc[info["heldout_condition"].astype(bool), ["target_x", "target_y"]].to_numpy(float), axis=0)
-    handles = [ax.scatter(*grid.T, marker="x", c="grey", s=30, label="grid targets", zorder=1)]
-    if len(held):
-        handles.append(ax.scatter(*held.T, marker="o", facecolors="none", edgecolors="red", s=120,
-                                  label="held-out targets", zorder=1))
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.set(xlabel=f"{what} x (cm)", ylabel=f"{what} y (cm)")
-    return handles
-
-
-def _empty(ax, message: str, ticks: bool = True) -> None:
-    """``message`` in grey in the middle of ``ax``; ``ticks=False`` removes its ticks (not on shared axes)."""
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="dimgrey")
-    if not ticks:
-        ax.set_xticks([])
-        ax.set_yticks([])
-
-
-# ---------------------------------------------------------------------- figures
-
-def _top3(ev: ModelEvaluation) -> tuple[np.ndarray, np.ndarray]:
-    """The codes' top-3 principal components (n, 3) and explained-variance ratios (3,), zeros beyond a
-    code of fewer than 3 dimensions."""
-    pcs, variance = np.zeros((len(ev.pcs), 3)), np.zeros(3)
-    pcs[:, :min(3, ev.pcs.shape[1])] = ev.pcs[:, :3]
-    variance[:min(3, len(ev.pc_variance))] = ev.pc_variance[:3]
-    return pcs, variance
-
-
-def _pc_labels(ax, variance: np.ndarray) -> None:
-    for axis, k in zip("xyz", range(3)):
-        getattr(ax, f"set_{axis}label")(f"PC{k + 1}, code units ({100 * variance[k]:.0f}% var.)", fontsize=7)
-    ax.tick_params(labelsize=6)
-
-
 def _codes_pca(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
     held = data.trial_info["heldout_condition"].to_numpy(bool)
     n = len(evaluations)
-    fig = _figure(PANEL * n + 0.5, 2 * PANEL + 0.8)
+    fig = new_figure(PANEL * n + 0.5, 2 * PANEL + 0.8)
     for col, ev in enumerate(evaluations):
-        pcs, variance = _top3(ev)
+        pcs, variance = top3(ev)
         for row, variable in enumerate(NAVIGATED):
             ax = fig.add_subplot(2, n, row * n + col + 1, projection="3d")
             values = data.trial_info[variable].to_numpy(float)
@@ -205,9 +85,9 @@ def _codes_pca(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
             if held.any():
                 ax.scatter(*pcs[held].T, c="black", marker="x", s=14, label="held-out targets' trials")
                 ax.legend(loc="upper left", fontsize=7)
-            fig.colorbar(points, ax=ax, shrink=0.6, pad=0.12, label=f"trial's {_label(variable)} (cm)")
-            ax.set_title(f"{ev.name}: coloured by {_label(variable)}", fontsize=10)
-            _pc_labels(ax, variance)
+            fig.colorbar(points, ax=ax, shrink=0.6, pad=0.12, label=f"trial's {variable_label(variable)} (cm)")
+            ax.set_title(f"{ev.name}: coloured by {variable_label(variable)}", fontsize=10)
+            pc_labels(ax, variance)
     fig.suptitle("Codes on their top 3 principal axes: a smooth colour gradient = the code orders the targets "
                  "(x and y gradients in different directions = disentangled)", fontsize=10)
     return fig
@@ -220,16 +100,16 @@ def _codes_by_condition(evaluations: list[ModelEvaluation], data: TrialData) -> 
     labels, index = np.unique(info["condition_id"].to_numpy(), return_inverse=True)
     cmap = "tab10" if len(labels) <= 10 else "tab20" if len(labels) <= 20 else "turbo"
     colours = ScalarMappable(Normalize(-0.5, len(labels) - 0.5), cmap)
-    fig = _figure(PANEL * len(evaluations) + 0.8, PANEL + 0.8)
+    fig = new_figure(PANEL * len(evaluations) + 0.8, PANEL + 0.8)
     for col, ev in enumerate(evaluations):
-        pcs, variance = _top3(ev)
+        pcs, variance = top3(ev)
         ax = fig.add_subplot(1, len(evaluations), col + 1, projection="3d")
         ax.scatter(*pcs[~held].T, c=colours.to_rgba(index[~held]), s=8)
         if held.any():
             ax.scatter(*pcs[held].T, c="black", marker="x", s=14, label="held-out conditions' trials")
             ax.legend(loc="upper left", fontsize=7)
         ax.set_title(f"{ev.name}: coloured by condition", fontsize=10)
-        _pc_labels(ax, variance)
+        pc_labels(ax, variance)
     bar = fig.colorbar(colours, ax=fig.axes, shrink=0.6, label="trial's condition (condition_id)")
     ticks = np.arange(len(labels)) if len(labels) <= 20 else np.linspace(0, len(labels) - 1, 5).round().astype(int)
     bar.set_ticks(ticks, labels=[str(labels[t]) for t in ticks])
@@ -242,29 +122,29 @@ def _paired(dark: str, dark_label: str, light: str, light_label: str) -> list[tu
     """Bar series per navigated variable: metric ``dark``_variable solid, ``light``_variable lighter."""
     series = []
     for variable, colour in zip(NAVIGATED, ("tab:blue", "tab:orange")):
-        series += [(f"{dark}_{variable}", f"{_label(variable)}{dark_label}", colour, 1.0),
-                   (f"{light}_{variable}", f"{_label(variable)}{light_label}", colour, LIGHT)]
+        series += [(f"{dark}_{variable}", f"{variable_label(variable)}{dark_label}", colour, 1.0),
+                   (f"{light}_{variable}", f"{variable_label(variable)}{light_label}", colour, LIGHT)]
     return series
 
 
 def _code_snr(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
-    fig = _figure(max(PANEL + 2, 2.6 * len(evaluations)), PANEL + 0.6)
+    fig = new_figure(max(PANEL + 2, 2.6 * len(evaluations)), PANEL + 0.6)
     ax = fig.add_subplot()
     what = "condition" if any(ev.scope == "neural" for ev in evaluations) else "target"
     series = [("code_snr_condition", "by condition, first discriminant", "tab:green", 1.0)] if what == "condition" \
         else _paired("code_snr", ", discriminant direction", "code_snr_axis", ", behaviour axis")
-    _bars(ax, evaluations, series)
+    draw_bars(ax, evaluations, series)
     ax.set_ylabel(f"code SNR (between-{what} ÷ within-{what}\nvariance of the projected codes; no unit)")
     ax.set_xlabel("model")
     ax.set_title(f"Code SNR of the {what}s (held-in valid + test trials)\nhigher = {what}s better separated "
                  "in the codes", fontsize=10)
-    _footnote(fig, evaluations, [key for key, *_ in series])
+    footnote(fig, evaluations, [key for key, *_ in series])
     return fig
 
 
 def _r2_neurons(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
     n = len(evaluations)
-    fig = _figure(max(PANEL + 0.5, 3.3 * n), PANEL + 0.8)
+    fig = new_figure(max(PANEL + 0.5, 3.3 * n), PANEL + 0.8)
     bins = np.linspace(-1, 1, 21)
     axes = fig.subplots(1, n, sharex=True, sharey=True, squeeze=False)[0]
     for ax, ev in zip(axes, evaluations):
@@ -272,16 +152,16 @@ def _r2_neurons(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
         finite = r2[np.isfinite(r2)]
         silent = len(r2) - len(finite)
         ax.hist(np.clip(finite, -1, 1), bins=bins, color="tab:green", edgecolor="white")
-        mean, ceiling = _value(ev, "r2_generated"), _value(ev, "r2_truth_ceiling")
+        mean, ceiling = metric_value(ev, "r2_generated"), metric_value(ev, "r2_truth_ceiling")
         if mean is not None and -1 <= mean <= 1:
             ax.axvline(mean, color="black", ls="--", lw=1, label="mean R²")
         if ceiling is not None and -1 <= ceiling <= 1:
             ax.axvline(ceiling, color="grey", ls=":", lw=1.5, label="truth ceiling (mean)")
         if not len(finite):
-            _empty(ax, "no neuron with a defined R²")
+            empty_panel(ax, "no neuron with a defined R²")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="upper left")
-        ax.set_title(f"{ev.name}: mean R² {_text(ev, 'r2_generated')}\n{len(finite)} neurons"
+        ax.set_title(f"{ev.name}: mean R² {metric_text(ev, 'r2_generated')}\n{len(finite)} neurons"
                      + (f" ({silent} silent, left out)" if silent else ""), fontsize=9)
         ax.set_xlabel("R², clipped to [-1, 1] (no unit)", fontsize=8)
     axes[0].set_ylabel("neurons (count)")
@@ -289,7 +169,7 @@ def _r2_neurons(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
     truth = "true" if data.rates is not None else "recorded (smoothed spikes)"
     fig.suptitle(f"Per-neuron R² of condition-averaged generated vs {truth} rates\n1 = exact, 0 = no better than the "
                  "neuron's mean rate, < 0 = worse", fontsize=10)
-    _footnote(fig, evaluations, ["r2_generated"])
+    footnote(fig, evaluations, ["r2_generated"])
     return fig
 
 
@@ -297,7 +177,7 @@ def _navigation(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
     """Per navigated variable, a row of hand-path panels (one per model) and under each a small panel of
     decoded against commanded target."""
     n = len(evaluations)
-    fig = _figure((PANEL + 0.4) * n + 1.2, 2 * (PANEL + 2.8) + 0.6)
+    fig = new_figure((PANEL + 0.4) * n + 1.2, 2 * (PANEL + 2.8) + 0.6)
     grid = fig.add_gridspec(2 * len(NAVIGATED), n, height_ratios=[PANEL, 2.6] * len(NAVIGATED))
     legend_paths = legend_identity = None
     for row, variable in enumerate(NAVIGATED):
@@ -311,10 +191,10 @@ def _navigation(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
             ax = fig.add_subplot(grid[2 * row, col])
             small = fig.add_subplot(grid[2 * row + 1, col])
             path_axes.append(ax)
-            handles = _draw_targets(ax, data, "decoded hand")
-            ax.set_title(f"{ev.name}: code stepped along the {_label(variable)} axis", fontsize=9)
+            handles = draw_targets(ax, data, "decoded hand")
+            ax.set_title(f"{ev.name}: code stepped along the {variable_label(variable)} axis", fontsize=9)
             if nav is None or not len(nav["positions"]):
-                _empty(small, "no navigation", ticks=False)
+                empty_panel(small, "no navigation", ticks=False)
                 continue
             commanded = np.asarray(nav["positions"], float)
             paths = np.asarray(nav["paths"], float)
@@ -326,7 +206,7 @@ def _navigation(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
             legend_paths = legend_paths or (ax, handles)
             legend_identity = legend_identity or small
             _decoded_vs_commanded(small, ev, variable, commanded, np.asarray(nav["variables"], float)[..., k], rgba)
-        fig.colorbar(colours, ax=path_axes, shrink=0.8, label=f"commanded {_label(variable)} (cm)")
+        fig.colorbar(colours, ax=path_axes, shrink=0.8, label=f"commanded {variable_label(variable)} (cm)")
     if legend_paths is not None:
         legend_paths[0].legend(handles=legend_paths[1], fontsize=6, loc="best")
     if legend_identity is not None:
@@ -334,7 +214,7 @@ def _navigation(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
     fig.suptitle("Navigation: each test code stepped along one target axis, the reach decoded from the generated "
                  "activity\nideal = endpoints land on the commanded target; below, points on the dashed identity "
                  "line (slope 1 = moved exactly as commanded)", fontsize=10)
-    _footnote(fig, evaluations, [f"{what}_{variable}" for variable in NAVIGATED for what in ("nav_slope", "leakage")])
+    footnote(fig, evaluations, [f"{what}_{variable}" for variable in NAVIGATED for what in ("nav_slope", "leakage")])
     return fig
 
 
@@ -364,28 +244,28 @@ def _decoded_vs_commanded(ax, ev: ModelEvaluation, variable: str, commanded: np.
                 color="dimgrey")
     ax.set(xlim=(low - pad, high + pad), ylim=(low - pad, high + pad))
     ax.set_aspect("equal", adjustable="box")
-    ax.set_xlabel(f"commanded {_label(variable)} (cm)", fontsize=8)
-    ax.set_ylabel(f"decoded {_label(variable)} (cm)", fontsize=8)
+    ax.set_xlabel(f"commanded {variable_label(variable)} (cm)", fontsize=8)
+    ax.set_ylabel(f"decoded {variable_label(variable)} (cm)", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.set_title(f"slope {_text(ev, f'nav_slope_{variable}')} (1 = exact)\n"
-                 f"leakage {_text(ev, f'leakage_{variable}', 'cm/cm')} (0 = none)", fontsize=8)
+    ax.set_title(f"slope {metric_text(ev, f'nav_slope_{variable}')} (1 = exact)\n"
+                 f"leakage {metric_text(ev, f'leakage_{variable}', 'cm/cm')} (0 = none)", fontsize=8)
 
 
 def _unintended_orthogonality(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
     n = len(evaluations)
-    fig = _figure(max(PANEL + 3, 2.6 * n) + max(PANEL + 1, 1.8 * n), PANEL + 1)
+    fig = new_figure(max(PANEL + 3, 2.6 * n) + max(PANEL + 1, 1.8 * n), PANEL + 1)
     grid = fig.add_gridspec(1, 2, width_ratios=[max(PANEL + 3, 2.6 * n), max(PANEL + 1, 1.8 * n)])
     left, right = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
 
     series = _paired("leakage", ": leakage, per cm achieved", "unintended", ": per cm commanded")
-    _bars(left, evaluations, series)
+    draw_bars(left, evaluations, series)
     left.set_ylabel("unintended movement of the other start/target\ncoordinates (cm per cm of the navigated target)")
     left.set_xlabel("model")
     left.set_title("Unintended movement while navigating\n0 = only the commanded target moved", fontsize=10)
 
     x = np.arange(n)
-    cosines = [_value(ev, "axis_cos_whitened_target_x_target_y") for ev in evaluations]
-    randoms = [_value(ev, "axis_cos_random_expected") for ev in evaluations]
+    cosines = [metric_value(ev, "axis_cos_whitened_target_x_target_y") for ev in evaluations]
+    randoms = [metric_value(ev, "axis_cos_random_expected") for ev in evaluations]
     shown = [i for i, c in enumerate(cosines) if c is not None]
     if shown:
         bars = right.bar(x[shown] - 0.15, [cosines[i] for i in shown], 0.3, color="tab:purple")
@@ -408,18 +288,18 @@ def _unintended_orthogonality(evaluations: list[ModelEvaluation], data: TrialDat
                                                                        "in that code dimension")],
                  fontsize=7, loc="upper left")
     right.set_title("Orthogonality of the target axes\nbar below its dash = more orthogonal than chance", fontsize=10)
-    _footnote(fig, evaluations, [key for key, *_ in series]
+    footnote(fig, evaluations, [key for key, *_ in series]
               + ["axis_cos_whitened_target_x_target_y", "axis_cos_random_expected"])
     return fig
 
 
 def _heldout_targets(evaluations: list[ModelEvaluation], data: TrialData) -> Figure:
     n = len(evaluations)
-    fig = _figure((PANEL + 0.3) * n, PANEL + 1.2)
+    fig = new_figure((PANEL + 0.3) * n, PANEL + 1.2)
     legend = None
     for col, ev in enumerate(evaluations):
         ax = fig.add_subplot(1, n, col + 1)
-        handles = _draw_targets(ax, data, "target")
+        handles = draw_targets(ax, data, "target")
         if not ev.heldout:
             ax.set_title(f"{ev.name}: no held-out predictions", fontsize=10)
             continue
@@ -430,11 +310,11 @@ def _heldout_targets(evaluations: list[ModelEvaluation], data: TrialData) -> Fig
         handles.append(ax.scatter(*predicted.T, c=colours, s=10, zorder=2, label="predicted (colour = true target)"))
         ax.autoscale_view()
         legend = legend or (ax, handles)
-        ax.set_title(f"{ev.name}: mean error {_text(ev, 'heldout_target_error_cm', 'cm')}\n"
-                     f"({_text(ev, 'heldout_target_error_frac_grid', 'grid spacings')})", fontsize=10)
+        ax.set_title(f"{ev.name}: mean error {metric_text(ev, 'heldout_target_error_cm', 'cm')}\n"
+                     f"({metric_text(ev, 'heldout_target_error_frac_grid', 'grid spacings')})", fontsize=10)
     if legend is not None:
         legend[0].legend(handles=legend[1], fontsize=7, loc="best")
     fig.suptitle("Held-out targets predicted from the codes of their trials (linear map fitted on held-in trials)\n"
                  "each line joins a prediction to its true target; shorter = better", fontsize=10)
-    _footnote(fig, evaluations, ["heldout_target_error_cm", "heldout_target_error_frac_grid"])
+    footnote(fig, evaluations, ["heldout_target_error_cm", "heldout_target_error_frac_grid"])
     return fig
