@@ -6,6 +6,7 @@ through BokehJS's public `Document.get_model_by_name`.
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -56,3 +57,14 @@ def image(page, plot: str) -> np.ndarray:
     values = page.evaluate("(name) => Array.from(Bokeh.documents[0].get_model_by_name(name).renderers[0]"
                            ".data_source.data.image[0])", plot)
     return np.array(values, dtype=float)
+
+
+class ErrorCollector(logging.Handler):
+    """ERROR records of the server's loggers, collected so a test can assert there were none."""
+
+    def __init__(self, sink: list[str]):
+        super().__init__(logging.ERROR)
+        self.sink = sink
+
+    def emit(self, record):
+        self.sink.append(self.format(record))

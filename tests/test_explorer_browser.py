@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import panel as pn
 import pytest
-from explorer_page import click_data_point, column, nudge, page_plot_names, slider_value
+from explorer_page import ErrorCollector, click_data_point, column, nudge, page_plot_names, slider_value
 from panel.tests.util import serve_and_wait, wait_until
 
 import explorer.runtime as runtime
@@ -54,19 +54,10 @@ class Explorer:
         return app
 
 
-class _Collect(logging.Handler):
-    def __init__(self, sink: list[str]):
-        super().__init__(logging.ERROR)
-        self.sink = sink
-
-    def emit(self, record):
-        self.sink.append(self.format(record))
-
-
 @pytest.fixture(scope="module")
 def explorer():
     server = Explorer()
-    handler = _Collect(server.errors)
+    handler = ErrorCollector(server.errors)
     for name in LOGGERS:
         logging.getLogger(name).addHandler(handler)
     yield server

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import panel as pn
 import pytest
-from explorer_page import image, nudge, page_plot_names, slider_value
+from explorer_page import ErrorCollector, image, nudge, page_plot_names, slider_value
 from panel.tests.util import serve_and_wait, wait_until
 from test_explorer_neural import build_neural_assets
 
@@ -27,15 +27,6 @@ MODELS = ("gnocchi", "lfads")
 PLOTS = set(plot_names(MODELS, reaches=False))
 LOGGERS = ("bokeh", "tornado", "panel", "asyncio", "explorer")
 SLIDER = "condition axis 1 (s.d.)"
-
-
-class _Collect(logging.Handler):
-    def __init__(self, sink: list[str]):
-        super().__init__(logging.ERROR)
-        self.sink = sink
-
-    def emit(self, record):
-        self.sink.append(self.format(record))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +45,7 @@ def neural_server(tmp_path_factory):
         if "get_server" in thread.name:  # their closed pages) before this module listens for errors
             thread.join(timeout=10)
     gc.collect()
-    handler = _Collect(errors)
+    handler = ErrorCollector(errors)
     for name in LOGGERS:
         logging.getLogger(name).addHandler(handler)
     port = serve_and_wait(session, address="127.0.0.1")
