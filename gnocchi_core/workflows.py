@@ -82,13 +82,13 @@ def evaluate_folders(data_path: str, folders: list[str], out_dir: str, *, names:
 
 
 # ---------------------------------------------------------------------- generation
-def navigation_plan(model, data: TrialData, variable: str, *, steps: int = 9,
+def navigation_plan(model, data: TrialData, variable: str, *, points: int = 9,
                     references: int = 1) -> tuple[np.ndarray, pd.DataFrame]:
     """Codes walking along ``variable``'s behaviour axis, from reference trials, so the commanded
-    value visits ``steps`` positions across the span of the dataset's values (never off the grid).
+    value visits ``points`` positions across the span of the dataset's values (never off the grid).
 
     References: the first ``references`` held-in test trials (training trials when there is no
-    test split). Returns codes (steps·references, L) and a table of reference trial, δ and the
+    test split). Returns codes (points·references, L) and a table of reference trial, δ and the
     commanded value (cm).
     """
     if variable not in VARIABLES:
@@ -103,10 +103,10 @@ def navigation_plan(model, data: TrialData, variable: str, *, steps: int = 9,
     pool = pool if len(pool) else np.flatnonzero(train)
     chosen = pool[:references]
     k = VARIABLES.index(variable)
-    positions = np.linspace(behaviour[:, k].min(), behaviour[:, k].max(), steps)  # the grid's span, never off it
-    deltas = grid_deltas(behaviour[chosen, k], positions[0], positions[-1], steps)  # (steps, refs)
-    stepped = navigation_codes(codes[chosen], axes[:, k], deltas)  # (steps, refs, L)
-    table = pd.DataFrame({"reference_trial": np.tile(info["trial_id"].to_numpy()[chosen], steps),
+    positions = np.linspace(behaviour[:, k].min(), behaviour[:, k].max(), points)  # the grid's span, never off it
+    deltas = grid_deltas(behaviour[chosen, k], positions[0], positions[-1], points)  # (points, refs)
+    stepped = navigation_codes(codes[chosen], axes[:, k], deltas)  # (points, refs, L)
+    table = pd.DataFrame({"reference_trial": np.tile(info["trial_id"].to_numpy()[chosen], points),
                           f"delta_{variable}_cm": deltas.ravel(),
                           f"commanded_{variable}_cm": np.repeat(positions, len(chosen))})
     return stepped.reshape(-1, codes.shape[1]), table

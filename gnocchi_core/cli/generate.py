@@ -57,7 +57,7 @@ def _generate(args) -> None:
     if args.navigate:
         if data is None:
             raise GnocchiError("--navigate needs --data (the behaviour axes are fitted on its training trials)")
-        codes, extra = navigation_plan(model, data, args.navigate, steps=args.points, references=args.references)
+        codes, extra = navigation_plan(model, data, args.navigate, points=args.points, references=args.references)
     elif args.prior:
         codes = model.sample_prior(args.prior, seed=args.seed, kind="mixture")
     else:
