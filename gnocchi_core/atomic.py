@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import OutputError
+
 TMP_SUFFIX = ".tmp"
 #: the name `atomic_path` gives a temporary file: ``.{name}.{random}.tmp``
 _TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]+\.tmp")
@@ -22,8 +24,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     same-filesystem rename, which POSIX guarantees to be atomic.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent)
+    if final.is_dir():
+        raise OutputError(f"{final}: is a folder; expected the path of a file to write")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent)
+    except FileExistsError:
+        raise OutputError(f"{final}: cannot write there: {_blocking(final.parent)} is a file, not a folder") from None
+    except OSError as err:
+        raise OutputError(f"{final}: cannot write there ({err.strerror or err})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
@@ -48,3 +57,11 @@ def remove_orphans(folder: str | os.PathLike) -> int:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def _blocking(folder: Path) -> Path:
+    """The first part of ``folder`` that exists as a file (what keeps the folder from being made)."""
+    for part in [*reversed(folder.parents), folder]:
+        if part.exists() and not part.is_dir():
+            return part
+    return folder

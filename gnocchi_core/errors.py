@@ -9,36 +9,78 @@ class GnocchiError(Exception):
     """Base class: the CLI prints these as one line and exits non-zero."""
 
 
-class DataError(GnocchiError, ValueError):
-    """A dataset file or array does not satisfy the TrialData contract."""
+class GnocchiValueError(GnocchiError, ValueError):
+    """A bad value at the API boundary: names the file (when there is one), the field, and what was
+    expected versus found. Subclasses say what kind of value it was."""
+
+    noun = "field"  # how the message names ``field``
 
     def __init__(
         self,
-        message: str,
+        message: str = "",
         *,
         path: str | PathLike | None = None,
         field: str | None = None,
         expected: str | None = None,
-        found: str | None = None,
+        found=None,
     ):
         self.message = message
         self.path = None if path is None else str(path)
         self.field = field
         self.expected = expected
         self.found = found
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        head = f"{self.noun} '{self.field}'" if self.field is not None else ""
+        body = self.message
+        if self.expected is not None or self.found is not None:
+            detail = f"expected {self.expected}, found {self.found}"
+            body = f"{body}: {detail}" if body else detail
+        text = f"{head}{' ' if body.startswith('must ') else ': '}{body}" if head and body else head or body
+        return f"{self.path}: {text}" if self.path is not None else text
+
+    def with_path(self, path: str | PathLike | None, field: str | None = None):
+        """The same error, attributed to the file it came from (and, given, to another field name)."""
+        return type(self)(self.message, path=path if path is not None else self.path,
+                          field=self.field if field is None else field, expected=self.expected, found=self.found)
+
+
+class DataError(GnocchiValueError):
+    """A dataset file or array does not satisfy the TrialData contract."""
+
+    def _text(self) -> str:
         parts = []
         if self.path is not None:
             parts.append(self.path)
-        if field is not None:
-            parts.append(f"field '{field}'")
+        if self.field is not None:
+            parts.append(f"field '{self.field}'")
         prefix = ": ".join(parts)
-        text = f"{prefix}: {message}" if prefix else message
-        if expected is not None or found is not None:
-            text += f" (expected {expected}, found {found})"
-        super().__init__(text)
+        text = f"{prefix}: {self.message}" if prefix else self.message
+        if self.expected is not None or self.found is not None:
+            text += f" (expected {self.expected}, found {self.found})"
+        return text
 
-    def with_path(self, path: str | PathLike) -> "DataError":
-        """The same error, attributed to the file it came from."""
-        return DataError(
-            self.message, path=path, field=self.field, expected=self.expected, found=self.found
-        )
+
+class ConfigError(GnocchiValueError):
+    """A model or training config (`GnocchiConfig`, `LfadsConfig`, `TrainConfig`, a ``--config`` JSON file)
+    has an unknown field or a value of the wrong type or out of range."""
+
+    noun = "config field"
+
+
+class ModelFileError(GnocchiValueError):
+    """A model folder's file (``config.json``, ``model.pt``, ``decoder.json``) is missing, unreadable or
+    does not hold what a model needs."""
+
+
+class ArgumentError(GnocchiValueError):
+    """A model call's argument (``steps``, ``seed``, ``guidance``, ``n``, ...) is of the wrong type or out of
+    range."""
+
+    noun = "argument"
+
+
+class OutputError(GnocchiError, OSError):
+    """An output cannot be written where asked (a folder where a file belongs, no permission, an input in
+    the way): the message names the path and what to do instead."""

@@ -20,7 +20,7 @@ from .analysis.report import evaluate_models, write_report
 from .data.motornet_truth import with_ground_truth
 from .data.readiness import evaluation_kind, readiness
 from .data.trialdata import Provenance, TrialData, load_dataset
-from .errors import GnocchiError
+from .errors import GnocchiError, ModelFileError
 from .models import load_model
 from .models.base import poisson_spikes
 
@@ -38,7 +38,13 @@ def load_decoder(model_dir: str | os.PathLike, data: TrialData | None) -> Behavi
     """The model folder's decoder, else one fitted on ``data``'s held-in training trials."""
     path = Path(model_dir) / DECODER_FILE
     if path.is_file():
-        return BehaviourDecoder.from_dict(json.loads(path.read_text()))
+        try:
+            params = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ModelFileError(f"not valid JSON ({err})", path=path) from None
+        except UnicodeDecodeError:
+            raise ModelFileError("not a text file of JSON", path=path) from None
+        return BehaviourDecoder.from_dict(params, path=path)
     if data is None:
         raise GnocchiError(f"{model_dir}: no {DECODER_FILE}; pass --data to fit a behaviour decoder")
     return BehaviourDecoder.fit(heldin_training_trials(data))

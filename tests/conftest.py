@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# One thread per test process, and per process a test starts: on 2 shared cores, torch's and the BLAS
+# libraries' own thread pools oversubscribe the machine as soon as anything else runs (a 2-minute suite
+# took 38). Set before numpy / torch are imported; tests about threading set their own.
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from gnocchi_core import Provenance, TrialData
+
+import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+torch.set_num_threads(1)
+threadpool_limits(1)  # BLAS pools already loaded (a plugin may import numpy before this file)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MC_MAZE_SMALL = SHARED_DATA / "mc_maze_small"

@@ -40,7 +40,7 @@ def data():
 @pytest.fixture(scope="module")
 def trained(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("lfads")
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     model = LfadsModel(TINY, device="cpu").fit(data, out, progress=False)
     return model, out
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.preprocessing import smoothed_rates
 from ..data.trialdata import TrialData
-from ..errors import GnocchiError
+from ..errors import GnocchiError, ModelFileError
 
 ALPHAS = tuple(np.logspace(-3, 7, 21))
 VARIABLES = ("start_x", "start_y", "target_x", "target_y")  # what `reach_variables` returns, in order
@@ -91,10 +91,47 @@ class BehaviourDecoder:
                 "source": self.source}
 
     @classmethod
-    def from_dict(cls, params: dict) -> "BehaviourDecoder":
-        return cls(np.asarray(params["weights"], dtype=np.float64), np.asarray(params["intercept"], dtype=np.float64),
-                   list(params["outputs"]), list(params["units"]), float(params["alpha"]), float(params["sigma_ms"]),
-                   float(params["fit_r2"]), str(params.get("source", "spikes")))
+    def from_dict(cls, params: dict, path=None) -> "BehaviourDecoder":
+        """A decoder from `to_dict`'s output (a model folder's decoder.json); a ModelFileError naming
+        ``path`` and the field when it is not one."""
+        from ..data.validation import NON_NEGATIVE, as_array, as_number, describe
+
+        def bad(field, expected, found):
+            return ModelFileError("not a behaviour decoder", path=path, field=field, expected=expected, found=found)
+
+        if not isinstance(params, dict):
+            raise bad(None, "a JSON object", describe(params))
+        required = ("weights", "intercept", "outputs", "units", "alpha", "sigma_ms", "fit_r2")
+        missing = [k for k in required if k not in params]
+        if missing:
+            raise ModelFileError("required field is missing", path=path, field=missing[0])
+        def numbers(key):
+            values = as_array(params[key], key, path=path)
+            if values.dtype.kind not in "iuf":
+                raise bad(key, "numbers", f"{describe(params[key])}")
+            return values.astype(np.float64)
+
+        weights, intercept = numbers("weights"), numbers("intercept")
+        if weights.ndim != 2 or weights.size == 0 or not np.isfinite(weights).all():
+            raise bad("weights", "a finite (neurons, outputs) matrix",
+                      f"shape {weights.shape}" + ("" if np.isfinite(weights).all() else " with NaN or inf"))
+        n_out = weights.shape[1]
+        if intercept.shape != (n_out,) or not np.isfinite(intercept).all():
+            raise bad("intercept", f"{n_out} finite numbers", f"shape {intercept.shape}")
+        for key in ("outputs", "units"):
+            if not (isinstance(params[key], list) and len(params[key]) == n_out and
+                    all(isinstance(v, str) for v in params[key])):
+                raise bad(key, f"a list of {n_out} names", describe(params[key]))
+        common = dict(error=ModelFileError, path=path)
+        source = params.get("source", "spikes")
+        if source not in ("rates", "spikes"):
+            raise bad("source", "'rates' or 'spikes'", describe(source))
+        fit_r2 = params["fit_r2"]
+        if isinstance(fit_r2, bool) or not isinstance(fit_r2, (int, float)):
+            raise bad("fit_r2", "a number", describe(fit_r2))
+        return cls(weights, intercept, list(params["outputs"]), list(params["units"]),
+                   as_number(params["alpha"], "alpha", NON_NEGATIVE, **common),
+                   as_number(params["sigma_ms"], "sigma_ms", NON_NEGATIVE, **common), float(fit_r2), source)
 
 
 def reach_variables(positions: np.ndarray, bin_centers_ms: np.ndarray, *, start_before_ms: float = 0.0,

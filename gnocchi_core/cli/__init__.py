@@ -9,7 +9,7 @@ import sys
 
 from ..errors import GnocchiError
 from . import assets, bench, data, evaluate, explore, generate, train
-from .common import EXIT_USER_ERROR, epilog, package_version, wrap
+from .common import EXIT_USER_ERROR, Parser, epilog, package_version, wrap
 from .data import summarize
 
 __all__ = ["main", "summarize"]
@@ -27,8 +27,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     try:
         status = args.run(args)
-    except (GnocchiError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as err:
-        print(f"gnocchi: error: {err}", file=sys.stderr)
+    except (GnocchiError, ValueError) as err:
+        print(f"gnocchi: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as err:  # a file that cannot be read or written: its path and why, no traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"gnocchi: error: {where}{err.strerror or _one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("gnocchi: interrupted", file=sys.stderr)
@@ -36,9 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     return status if isinstance(status, int) else 0
 
 
+def _one_line(err: Exception) -> str:
+    """The error's message on one line (a multi-line message from a library joined with ' / ')."""
+    return " / ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree: the top-level parser, then each module's commands."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gnocchi", formatter_class=argparse.RawDescriptionHelpFormatter,
         description=wrap("GNOCCHI Explorer: generative models of neural population activity. Make or import a "
                          "dataset, train GNOCCHI (code-conditioned diffusion) and LFADS on it, evaluate and "

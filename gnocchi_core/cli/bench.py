@@ -3,7 +3,7 @@ quality, training speed, co-bps). The work is in gnocchi_core.bench; this module
 
 from __future__ import annotations
 
-from .common import add_command, add_device, add_group
+from .common import add_command, add_device, add_group, new_folder, refuse_inputs
 
 MODEL = "assets/models/gnocchi"
 DATA = "assets/motornet_reach/motornet_reach.h5"
@@ -96,4 +96,7 @@ def _bench_train(args) -> None:
 def _bench_cobps(args) -> None:
     from ..bench import bench_cobps
 
+    if args.out:
+        refuse_inputs({"--out": args.out}, {"--data": args.data})
+        new_folder(args.out)
     bench_cobps(args.data, epochs=args.epochs, seed=args.seed, out_dir=args.out, device=args.device)

@@ -5,13 +5,22 @@ recorded in a dataset's provenance."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import textwrap
+from pathlib import Path
 
 EXIT_USER_ERROR = 2
 PYPROJECT_VERSION = "0.1.0"  # the fallback when the distribution is not installed (a bare checkout)
 HELP_WIDTH = 78
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (the command, what is wrong, where to look) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def package_version() -> str:
@@ -89,3 +98,51 @@ def add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
     else:
         text = f"{default} (the default), cuda[:N] or auto (CUDA when present)"
     parser.add_argument("--device", default=default, help=text)
+
+
+# ---------------------------------------------------------------------- outputs: never an input, never by accident
+def add_force(parser: argparse.ArgumentParser, what: str = "an existing output file") -> None:
+    parser.add_argument("--force", action="store_true", help=f"replace {what}")
+
+
+def _same(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
+def refuse_inputs(outputs: dict[str, str | None], inputs: dict[str, object]) -> None:
+    """Raise when an output path (option → path) is one of the inputs (option → path or paths), or two
+    outputs are the same path: a command never writes over what it reads."""
+    from ..errors import OutputError
+
+    given = {name: Path(p) for name, p in outputs.items() if p}
+    for name, out in given.items():
+        for source, value in inputs.items():
+            for path in value if isinstance(value, (list, tuple)) else [value]:
+                if path and _same(out, Path(path)):
+                    raise OutputError(f"{out}: {name} is an input of this command ({source}); write to another path")
+    names = list(given)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            if _same(given[first], given[second]):
+                raise OutputError(f"{given[first]}: {first} and {second} are the same file")
+
+
+def new_file(path: str, force: bool, option: str = "--out") -> None:
+    """An output file may be written: not a folder, and not an existing file unless ``force``."""
+    from ..errors import OutputError
+
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{path}: is a folder; {option} names the file to write")
+    if target.exists() and not force:
+        raise OutputError(f"{path}: exists; pass --force to replace it")
+
+
+def new_folder(path: str, option: str = "--out") -> None:
+    """An output folder may be written: it is a folder or does not exist yet."""
+    from ..errors import OutputError
+
+    if Path(path).exists() and not Path(path).is_dir():
+        raise OutputError(f"{path}: is a file; {option} names a folder")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import add_command, add_group, command_line
+from .common import add_command, add_force, add_group, command_line, new_file, refuse_inputs
 from .data_import import MAZE, register_import
 
 
@@ -141,6 +141,7 @@ def _register_synth(group) -> None:
         examples=["gnocchi data synth --out demo.h5",
                   "gnocchi data synth --out small.h5 --grid 3 --trials 90 --neurons 40 --heldout-targets 4"])
     synth.add_argument("--out", required=True, help="dataset file to write (.h5)")
+    add_force(synth)
     synth.add_argument("--grid", type=int, default=5, help="targets on a GRID×GRID grid (default 5)")
     synth.add_argument("--trials", type=int, default=500, help="total number of trials (default 500)")
     synth.add_argument("--neurons", type=int, default=100, help="number of neurons (default 100)")
@@ -154,6 +155,7 @@ def _register_synth(group) -> None:
 def _data_synth(args) -> None:
     from ..data.synthetic import SynthConfig, synthesize
 
+    new_file(args.out, args.force)
     config = SynthConfig(grid=args.grid, n_trials=args.trials, n_neurons=args.neurons,
                          n_heldout_neurons=args.heldout_neurons, bin_ms=args.bin_ms, seed=args.seed,
                          heldout_targets=tuple(args.heldout_targets) if args.heldout_targets is not None else None)
@@ -175,6 +177,7 @@ def _register_simulate(group) -> None:
                   "gnocchi data simulate --out big/reach.h5 --trials-per-condition 200 "
                   "--policy assets/motornet_reach/policy.pt --no-ground-truth"])
     simulate.add_argument("--out", required=True, help="dataset file to write (.h5); the figure goes beside it (.png)")
+    add_force(simulate, "an existing dataset file")
     simulate.add_argument("--grid", type=int, default=5, help="targets on a GRID×GRID grid (default 5)")
     simulate.add_argument("--trials-per-condition", type=int, default=20, help="trials per target (default 20)")
     simulate.add_argument("--held-out", type=int, nargs="*", metavar="INDEX",
@@ -207,6 +210,8 @@ def _data_simulate(args) -> None:
         heldout_targets=tuple(args.held_out) if args.held_out is not None else None,
         **({"split_fractions": tuple(args.split)} if args.split else {}))
     policy_path = Path(args.policy) if args.policy else Path(args.out).parent / "policy.pt"
+    refuse_inputs({"--out": args.out, "figure": str(Path(args.out).with_suffix(".png"))}, {"--policy": str(policy_path)})
+    new_file(args.out, args.force)
     if policy_path.exists():
         policy, task, meta = sim.load_policy(policy_path)
         print(f"loaded policy {policy_path}")
@@ -247,12 +252,15 @@ def _register_export(group) -> None:
         examples=["gnocchi data export-lfads demo.h5 --out demo_lfads.h5"])
     export.add_argument("file", help="a GNOCCHI dataset (.h5)")
     export.add_argument("--out", required=True, help="lfads-torch input file to write (.h5)")
+    add_force(export)
 
 
 def _data_export_lfads(args) -> None:
     from ..data import load_dataset
     from ..data.lfads_h5 import export_lfads
 
+    refuse_inputs({"--out": args.out}, {"FILE": args.file})
+    new_file(args.out, args.force)
     data = load_dataset(args.file)
     export_lfads(data, args.out)
     print(f"wrote {Path(args.out)}: lfads-torch input with {data.n_trials} trials, "

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 
 from ..errors import GnocchiError
-from .common import add_command, command_line
+from .common import add_command, add_force, command_line, new_file, refuse_inputs
 
 MAZE = "../shared/data/mc_maze_small"
 
@@ -98,6 +98,7 @@ def register_import(group) -> None:
     imp.add_argument("src", help="the file to import")
     imp.add_argument("--format", choices=tuple(IMPORTERS), help="input format (default: guessed from the file)")
     imp.add_argument("--out", required=True, help="dataset file to write (.h5); never the input file")
+    add_force(imp)
     imp.add_argument("--bin-ms", type=float, help="bin width of the dataset in ms (nwb, nlb: 5; lfads: required unless "
                      "gnocchi wrote the file; mat/npz: the recording's sample interval, 20 for 0/1 trains)")
     imp.add_argument("--window", type=float, nargs=2, metavar=("START_MS", "END_MS"),
@@ -153,8 +154,8 @@ def _data_import(args) -> None:
 
     if not os.path.isfile(args.src):
         raise FileNotFoundError(f"{args.src}: file not found")
-    if os.path.exists(args.out) and os.path.samefile(args.src, args.out):
-        raise GnocchiError(f"{args.out}: --out is the input file; write the dataset to another file")
+    refuse_inputs({"--out": args.out}, {"SRC": args.src})
+    new_file(args.out, args.force)
     data = IMPORTERS[args.format or _guess_format(args.src)](args)
     data.provenance.command = command_line()
     data.save(args.out)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_command, add_device
+from ..errors import GnocchiError
+from .common import add_command, add_device, new_folder, refuse_inputs
 
 MODELS = "assets/models"
 DATA = "assets/motornet_reach/motornet_reach.h5"
@@ -36,6 +37,12 @@ def register(commands) -> None:
 def _evaluate(args) -> None:
     from ..workflows import evaluate_folders
 
+    refuse_inputs({"--out": args.out}, {"--data": args.data, "--model": args.model})
+    new_folder(args.out)
+    if args.samples < 1:
+        raise GnocchiError(f"--samples {args.samples}: expected at least 1 sample per conditional mean")
+    if (Path(args.out) / "report.json").exists():
+        print(f"replacing the report in {args.out}")
     report = evaluate_folders(args.data, args.model, args.out, names=args.name, samples=args.samples,
                               seed=args.seed, device=args.device)
     _print_report(report)

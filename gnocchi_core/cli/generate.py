@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GnocchiError
-from .common import add_command, add_device
+from .common import add_command, add_device, add_force, new_file, refuse_inputs
 
 MODEL = "assets/models/gnocchi"
 DATA = "assets/motornet_reach/motornet_reach.h5"
@@ -42,6 +42,7 @@ def register(commands) -> None:
     generate.add_argument("--seed", type=int, default=0, help="noise and spike seed (default 0)")
     generate.add_argument("--out", required=True, help="dataset file to write (.h5)")
     generate.add_argument("--lfads", help="also write an lfads-torch input file here")
+    add_force(generate, "existing output files")
     add_device(generate)
 
 
@@ -51,6 +52,16 @@ def _generate(args) -> None:
     from ..models import load_model
     from ..workflows import generated_trials, load_decoder, navigation_plan
 
+    refuse_inputs({"--out": args.out, "--lfads": args.lfads},
+                  {"--data": args.data, "--codes": args.codes, "--model": args.model})
+    for option, path in (("--out", args.out), ("--lfads", args.lfads)):
+        if path:
+            new_file(path, args.force, option)
+    if args.prior is not None and args.prior < 1:
+        raise GnocchiError(f"--prior {args.prior}: expected a number of codes ≥ 1")
+    if args.points < 2 or args.references < 1:
+        raise GnocchiError(f"--points {args.points} --references {args.references}: expected ≥ 2 points and ≥ 1 "
+                           "reference")
     model = load_model(args.model, device=args.device)
     data = load_dataset(args.data) if args.data else None
     extra = None
@@ -58,10 +69,10 @@ def _generate(args) -> None:
         if data is None:
             raise GnocchiError("--navigate needs --data (the behaviour axes are fitted on its training trials)")
         codes, extra = navigation_plan(model, data, args.navigate, points=args.points, references=args.references)
-    elif args.prior:
+    elif args.prior is not None:
         codes = model.sample_prior(args.prior, seed=args.seed, kind="mixture")
     else:
-        codes = np.load(args.codes, allow_pickle=False)
+        codes = _load_codes(args.codes)
     decoder = load_decoder(args.model, data)
     trials = generated_trials(model, codes, seed=args.seed, steps=args.steps, decoder=decoder, extra=extra,
                               source=str(args.data or model.data_info.get("source", "")))
@@ -70,3 +81,15 @@ def _generate(args) -> None:
     if args.lfads:
         export_lfads(trials, args.lfads)
         print(f"wrote {args.lfads}: lfads-torch input file")
+
+
+def _load_codes(path: str) -> np.ndarray:
+    """Codes from a .npy file: a 2-D array of finite numbers (no pickled objects)."""
+    try:
+        codes = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as err:  # not a .npy file, or one holding objects
+        raise GnocchiError(f"{path}: not a .npy array of codes ({err})") from None
+    if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.number) or not np.isfinite(codes).all():
+        raise GnocchiError(f"{path}: expected a 2-D array of finite codes (trials, code size), found shape "
+                           f"{codes.shape}, dtype {codes.dtype}")
+    return codes

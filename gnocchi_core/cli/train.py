@@ -8,7 +8,8 @@ from pathlib import Path
 
 import h5py
 
-from .common import add_command, add_device, add_group
+from ..errors import GnocchiError
+from .common import add_command, add_device, add_group, new_folder, refuse_inputs
 
 
 def register(commands) -> None:
@@ -49,22 +50,53 @@ def _add_common(parser, *, model: str, epochs: int) -> None:
     parser.add_argument("--config", help=f"JSON file of {model} fields to override")
     add_device(parser)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (the epoch count may change)")
+    parser.add_argument("--force", action="store_true", help="train a new model over the one (or the interrupted run) "
+                        "in --out")
     parser.add_argument("--max-minutes", type=float, metavar="M",
                         help="stop cleanly after M minutes of training and keep the best weights so far as a "
                              "loadable model")
 
 
 def _config_overrides(args) -> dict:
-    """Config fields from --config (JSON), with --epochs and --seed applied on top."""
+    """Config fields from --config (a JSON object), with --epochs and --seed applied on top."""
     import json
 
-    overrides = json.loads(Path(args.config).read_text()) if args.config else {}
+    overrides = {}
+    if args.config:
+        try:
+            overrides = json.loads(Path(args.config).read_text())
+        except json.JSONDecodeError as err:
+            raise GnocchiError(f"{args.config}: not valid JSON ({err})") from None
+        except UnicodeDecodeError:
+            raise GnocchiError(f"{args.config}: not a text file of JSON") from None
+        if not isinstance(overrides, dict):
+            raise GnocchiError(f"{args.config}: expected a JSON object of config fields, found a "
+                               f"{type(overrides).__name__}")
+        if not isinstance(overrides.get("train", {}), dict):
+            raise GnocchiError(f"{args.config}: field 'train' must be an object of training settings, found "
+                               f"{overrides['train']!r}")
     train_overrides = overrides.setdefault("train", {})
     if args.epochs is not None:
         train_overrides["epochs"] = args.epochs
     if args.seed is not None:
         train_overrides["seed"] = args.seed
     return overrides
+
+
+def _check_out(args) -> None:
+    """--out is a folder that is not an input, and it is not trained over by accident."""
+    from ..models.base import CONFIG_FILE
+    from ..models.training import has_checkpoint
+
+    refuse_inputs({"--out": args.out}, {"--data": args.data, "--config": args.config})
+    new_folder(args.out)
+    if args.resume or args.force:
+        return
+    if (Path(args.out) / CONFIG_FILE).is_file():
+        raise GnocchiError(f"{args.out}: holds a trained model; --resume continues it, --force trains a new one "
+                           "over it")
+    if has_checkpoint(args.out):
+        raise GnocchiError(f"{args.out}: holds an interrupted run; --resume continues it, --force starts over")
 
 
 def _fit_options(args) -> dict:
@@ -77,8 +109,9 @@ def _train_gnocchi(args) -> None:
     from ..models.gnocchi import GnocchiConfig, GnocchiModel
     from ..models.training import resolve_device
 
+    _check_out(args)
     data = load_dataset(args.data)
-    config = GnocchiConfig.from_dict(_config_overrides(args))
+    config = GnocchiConfig.from_dict(_config_overrides(args), path=args.config)
     device = resolve_device(args.device)
     print(f"training GNOCCHI on {args.data} ({data.n_trials} trials, {data.n_bins} bins, "
           f"{data.n_neurons} neurons) on {device}")
@@ -94,12 +127,13 @@ def _train_lfads(args) -> None:
     from ..models.lfads import LfadsConfig, LfadsModel, write_lfads_output
     from ..models.training import resolve_device
 
+    _check_out(args)
     if not os.path.isfile(args.data):
         raise FileNotFoundError(f"{args.data}: file not found")
     with h5py.File(args.data, "r") if h5py.is_hdf5(args.data) else open(os.devnull) as f:
         lfads_input = isinstance(f, h5py.File) and "train_encod_data" in f
     data = import_lfads(args.data, bin_ms=args.bin_ms) if lfads_input else load_dataset(args.data)
-    config = LfadsConfig.from_dict(_config_overrides(args))
+    config = LfadsConfig.from_dict(_config_overrides(args), path=args.config)
     device = resolve_device(args.device)
     print(f"training LFADS on {args.data} ({data.n_trials} trials, {data.n_bins} bins, {data.n_neurons} neurons, "
           f"{int(data.heldout_neurons.sum())} held out) on {device}")

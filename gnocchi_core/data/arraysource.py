@@ -4,6 +4,7 @@ v7.3 files (HDF5) are read with h5py and transposed back to MATLAB's axis order.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -27,6 +28,9 @@ class ArraySource:
         if not path.is_file():
             raise DataError("file not found")
         if fmt == "npz":
+            if not zipfile.is_zipfile(path):
+                raise DataError("not a NumPy .npz file", expected="a zip of .npy arrays (numpy.savez)",
+                                found=_sniff(path))
             try:
                 self.top = dict(np.load(path, allow_pickle=False))
             except ValueError as err:  # object arrays need pickle, which is refused
@@ -83,8 +87,8 @@ def _load_mat(path: Path) -> dict:
         return _load_mat73(path)
     try:
         return scipy.io.loadmat(path)
-    except (ValueError, TypeError, OSError, NotImplementedError) as err:
-        raise DataError(f"not a readable MATLAB file ({err})") from None
+    except Exception as err:  # scipy raises its own MatReadError, ValueError, TypeError, … for what it cannot parse
+        raise DataError(f"not a readable MATLAB file ({type(err).__name__}: {err})") from None
 
 
 def _load_mat73(path: Path) -> dict:
@@ -103,3 +107,9 @@ def _h5_value(f: h5py.File, item):
     if item.attrs.get("MATLAB_class", b"") in (b"char", "char"):
         return "".join(map(chr, np.asarray(data).ravel()))
     return np.asarray(data).T
+
+
+def _sniff(path: Path) -> str:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    return f"{path.stat().st_size} bytes starting {head!r}"

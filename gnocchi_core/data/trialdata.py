@@ -27,6 +27,8 @@ import pandas as pd
 
 from ..atomic import atomic_path
 from ..errors import DataError
+from .validation import (POSITIVE, as_number, as_text, check_counts, check_per_bin, check_shape,  # noqa: F401
+                         check_vector, describe, standard_columns)
 
 SCHEMA_VERSION = 1
 FILE_FORMAT = "gnocchi-trialdata"
@@ -76,35 +78,36 @@ class TrialData:
     provenance: Provenance = field(default_factory=Provenance)
 
     def __post_init__(self) -> None:
-        self.spikes = _check_counts(self.spikes)
+        self.spikes = check_counts(self.spikes)
         n_trials, n_bins, n_neurons = self.spikes.shape
-        if not (np.isfinite(self.bin_ms) and self.bin_ms > 0):
-            raise DataError("bin width must be a positive number of ms", field="bin_ms",
-                            expected="> 0", found=repr(self.bin_ms))
-        self.bin_ms = float(self.bin_ms)
-        self.t0_ms = float(self.t0_ms)
+        self.bin_ms = as_number(self.bin_ms, "bin_ms", POSITIVE, message="bin width must be a positive number of ms")
+        self.t0_ms = as_number(self.t0_ms, "t0_ms", message="time of the first bin must be a finite number of ms")
+        self.align_event = as_text(self.align_event, "align_event", message="must be the name of an event")
         self.trial_info = _standard_trial_info(self.trial_info, n_trials)
-        self.heldout_neurons = _check_vector(
-            self.heldout_neurons, "heldout_neurons", n_neurons, bool, default=False
-        )
-        self.neuron_ids = _check_vector(
-            self.neuron_ids, "neuron_ids", n_neurons, np.int64, default=np.arange(n_neurons)
-        )
-        self.behavior = {
-            name: _check_per_bin(values, f"behavior/{name}", n_trials, n_bins)
-            for name, values in self.behavior.items()
-        }
+        self.heldout_neurons = check_vector(self.heldout_neurons, "heldout_neurons", n_neurons, bool, default=False)
+        self.neuron_ids = check_vector(self.neuron_ids, "neuron_ids", n_neurons, np.int64, default=np.arange(n_neurons))
+        for name, mapping in (("behavior", self.behavior), ("behavior_units", self.behavior_units)):
+            if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
+                raise DataError("must map names to values", field=name, expected="a dict with str keys",
+                                found=describe(mapping))
+        self.behavior = {name: check_per_bin(values, f"behavior/{name}", n_trials, n_bins)
+                         for name, values in self.behavior.items()}
         unknown_units = set(self.behavior_units) - set(self.behavior)
         if unknown_units:
             raise DataError("units given for behaviour that is not present", field="behavior_units",
                             expected=f"a subset of {sorted(self.behavior)}", found=sorted(unknown_units))
+        for name, unit in self.behavior_units.items():
+            as_text(unit, f"behavior_units/{name}", message="a unit must be text, e.g. 'cm'")
         if self.rates is not None:
-            self.rates = _check_per_bin(self.rates, "rates", n_trials, n_bins, n_neurons)
+            self.rates = check_per_bin(self.rates, "rates", n_trials, n_bins, n_neurons, allow_nan=False)
             if np.any(self.rates < 0):
                 raise DataError("rates must be non-negative", field="rates",
                                 expected=">= 0", found=f"min {np.nanmin(self.rates):.3g}")
         if self.latents is not None:
-            self.latents = _check_per_bin(self.latents, "latents", n_trials, n_bins)
+            self.latents = check_per_bin(self.latents, "latents", n_trials, n_bins)
+        if not isinstance(self.provenance, Provenance):
+            raise DataError("must be a Provenance", field="provenance", expected="Provenance(...)",
+                            found=describe(self.provenance))
 
     # ------------------------------------------------------------------ from your own arrays
     @classmethod
@@ -226,109 +229,83 @@ def load_dataset(path: str | os.PathLike) -> TrialData:
         raise err.with_path(path) from None
     except (OSError, KeyError, RuntimeError) as err:
         raise DataError(f"cannot be read (truncated or corrupt HDF5: {err})", path=path) from None
+    except (TypeError, ValueError) as err:  # a value h5py cannot decode (an unsupported dtype)
+        raise DataError(f"holds a value that cannot be read ({type(err).__name__}: {err})", path=path) from None
 
 
 def _read(f: h5py.File) -> TrialData:
-    fmt = f.attrs.get("format")
-    if fmt != FILE_FORMAT:
+    fmt = _attr(f, "format")
+    if not isinstance(fmt, str) or fmt != FILE_FORMAT:
         raise DataError("not a GNOCCHI dataset (use `gnocchi data import` for NWB / NLB / lfads files)",
-                        field="format", expected=repr(FILE_FORMAT), found=repr(fmt))
-    version = int(f.attrs.get("schema_version", -1))
-    if version != SCHEMA_VERSION:
+                        field="format", expected=repr(FILE_FORMAT), found=describe(fmt))
+    version = _attr(f, "schema_version", -1)
+    if not (isinstance(version, (int, np.integer)) and not isinstance(version, (bool, np.bool_))) \
+            or version != SCHEMA_VERSION:
         raise DataError("unsupported schema version", field="schema_version",
-                        expected=str(SCHEMA_VERSION), found=str(version))
+                        expected=str(SCHEMA_VERSION), found=describe(version))
     for key in ("spikes", "trial_info", "heldout_neurons"):
         if key not in f:
             raise DataError("required field is missing", field=key)
     for key in ("bin_ms", "t0_ms"):
         if key not in f.attrs:
             raise DataError("required attribute is missing", field=key)
-    info_group = f["trial_info"]
-    columns = [str(c) for c in info_group.attrs.get("columns", list(info_group.keys()))]
-    trial_info = pd.DataFrame({c: _column_from_h5(_read_dataset(info_group, c, "trial_info/")) for c in columns})
+    info_group, behavior_group = _group(f, "trial_info"), _group(f, "behavior", required=False)
+    columns = _attr(info_group, "columns", None)
+    columns = list(info_group.keys()) if columns is None else columns
+    if not (isinstance(columns, (list, np.ndarray)) and np.ndim(columns) == 1
+            and all(isinstance(c, (str, bytes)) for c in columns)):
+        raise DataError("must list the column names", field="trial_info/columns", expected="a list of names",
+                        found=describe(columns))
+    table = {c: _read_dataset(info_group, c, "trial_info/") for c in (_text(c) for c in columns)}
+    for c, values in table.items():
+        if values.ndim != 1 or len(values) != len(next(iter(table.values()))):
+            raise DataError("a column must hold one value per trial", field=f"trial_info/{c}",
+                            expected=f"shape ({len(next(iter(table.values())))},)", found=f"shape {values.shape}")
     behavior, units = {}, {}
-    for name, dset in f.get("behavior", {}).items():
-        behavior[name] = _read_dataset(f["behavior"], name, "behavior/")
-        if dset.attrs.get("units", ""):
-            units[name] = str(dset.attrs["units"])
+    for name, dset in behavior_group.items():
+        behavior[name] = _read_dataset(behavior_group, name, "behavior/")
+        if _attr(dset, "units", ""):
+            units[name] = _attr(dset, "units")
     return TrialData(
         spikes=_read_dataset(f, "spikes"),
-        bin_ms=float(f.attrs["bin_ms"]),
-        t0_ms=float(f.attrs["t0_ms"]),
-        align_event=str(f.attrs.get("align_event", "move_onset")),
-        trial_info=trial_info,
+        bin_ms=_attr(f, "bin_ms"),
+        t0_ms=_attr(f, "t0_ms"),
+        align_event=_attr(f, "align_event", "move_onset"),
+        trial_info=pd.DataFrame({c: _column_from_h5(v) for c, v in table.items()}),
         behavior=behavior,
         behavior_units=units,
         heldout_neurons=_read_dataset(f, "heldout_neurons"),
         neuron_ids=_read_dataset(f, "neuron_ids") if "neuron_ids" in f else None,
         rates=_read_dataset(f, "rates") if "rates" in f else None,
         latents=_read_dataset(f, "latents") if "latents" in f else None,
-        provenance=Provenance(**{k: str(f["provenance"].attrs.get(k, ""))
+        provenance=Provenance(**{k: str(_attr(f["provenance"], k, ""))
                                  for k in Provenance.__dataclass_fields__}) if "provenance" in f else Provenance(),
     )
 
 
+def _attr(obj, name: str, default=None):
+    """An HDF5 attribute, byte strings decoded, 0-d arrays as scalars."""
+    value = obj.attrs.get(name, default)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    return _text(value) if isinstance(value, bytes) else value
+
+
+def _text(value):
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _group(f: h5py.File, name: str, required: bool = True) -> h5py.Group | dict:
+    if name not in f:
+        if required:
+            raise DataError("required field is missing", field=name)
+        return {}
+    if not isinstance(f[name], h5py.Group):
+        raise DataError("expected a group of arrays, found an array", field=name)
+    return f[name]
+
+
 # ---------------------------------------------------------------------- validation helpers
-def _check_counts(spikes) -> np.ndarray:
-    spikes = np.asarray(spikes)
-    if spikes.ndim != 3:
-        raise DataError("spike counts must be 3-D", field="spikes",
-                        expected="(trials, bins, neurons)", found=f"shape {spikes.shape}")
-    if spikes.shape[0] == 0:
-        raise DataError("dataset has zero trials", field="spikes",
-                        expected="at least 1 trial", found=f"shape {spikes.shape}")
-    if spikes.shape[1] == 0 or spikes.shape[2] == 0:
-        raise DataError("dataset has no bins or no neurons", field="spikes",
-                        expected="bins > 0 and neurons > 0", found=f"shape {spikes.shape}")
-    if spikes.dtype == bool or not (np.issubdtype(spikes.dtype, np.number)):
-        raise DataError("spike counts must be numeric", field="spikes",
-                        expected="integer counts", found=f"dtype {spikes.dtype}")
-    if np.issubdtype(spikes.dtype, np.floating):
-        bad = ~np.isfinite(spikes)
-        if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise DataError("spike counts contain NaN or inf", field="spikes",
-                            expected="finite counts", found=f"{int(bad.sum())} non-finite values, first at {where}")
-        frac = spikes != np.round(spikes)
-        if frac.any():
-            where = tuple(int(i) for i in np.argwhere(frac)[0])
-            raise DataError("spike counts must be whole numbers", field="spikes",
-                            expected="integer counts",
-                            found=f"{int(frac.sum())} non-integer values, e.g. {spikes[where]} at {where}")
-    if spikes.size and spikes.min() < 0:
-        where = tuple(int(i) for i in np.argwhere(spikes < 0)[0])
-        raise DataError("spike counts must be non-negative", field="spikes",
-                        expected="counts >= 0", found=f"{spikes[where]} at {where}")
-    if spikes.size and spikes.max() > np.iinfo(np.int32).max:
-        raise DataError("spike counts too large", field="spikes", expected="< 2**31", found=str(spikes.max()))
-    return spikes.astype(np.int32, copy=False)
-
-
-def _check_per_bin(values, name: str, n_trials: int, n_bins: int, n_last: int | None = None) -> np.ndarray:
-    values = np.asarray(values)
-    if values.ndim != 3:
-        raise DataError("per-bin array must be 3-D", field=name,
-                        expected=f"({n_trials}, {n_bins}, dims)", found=f"shape {values.shape}")
-    expected = (n_trials, n_bins) if n_last is None else (n_trials, n_bins, n_last)
-    if values.shape[: len(expected)] != expected:
-        shape = "(" + ", ".join(map(str, expected)) + (", dims)" if n_last is None else ")")
-        raise DataError("shape does not match the spikes", field=name,
-                        expected=shape, found=f"shape {values.shape}")
-    if not np.issubdtype(values.dtype, np.number):
-        raise DataError("values must be numeric", field=name, expected="float", found=f"dtype {values.dtype}")
-    return values
-
-
-def _check_vector(values, name: str, n: int, dtype, default) -> np.ndarray:
-    if values is None:
-        return np.broadcast_to(np.asarray(default, dtype=dtype), (n,)).copy()
-    values = np.asarray(values)
-    if values.shape != (n,):
-        raise DataError("one value per neuron required", field=name,
-                        expected=f"shape ({n},)", found=f"shape {values.shape}")
-    return values.astype(dtype)
-
-
 def _standard_trial_info(table, n_trials: int) -> pd.DataFrame:
     if table is None:
         table = pd.DataFrame(index=range(n_trials))
@@ -344,11 +321,7 @@ def _standard_trial_info(table, n_trials: int) -> pd.DataFrame:
     if bad.any():
         raise DataError("unknown split name", field="trial_info/split",
                         expected=f"one of {SPLITS}", found=repr(sorted(set(table['split'][bad]))))
-    table["trial_id"] = table["trial_id"].astype(np.int64)
-    table["condition_id"] = table["condition_id"].astype(np.int64)
-    table["heldout_condition"] = table["heldout_condition"].astype(bool)
-    for column in ("start_x", "start_y", "target_x", "target_y", "reach_angle"):
-        table[column] = table[column].astype(np.float64)
+    table = standard_columns(table, n_trials)
     ordered = list(TRIAL_COLUMNS) + [c for c in table.columns if c not in TRIAL_COLUMNS]
     return table[ordered]
 
@@ -366,15 +339,6 @@ def _as_index(selection, n: int, name: str) -> np.ndarray:
     if selection.size and (selection.max() >= n or selection.min() < -n):
         raise IndexError(f"{name} index out of range for {n} {name}")
     return selection
-
-
-def check_shape(path: str | None, field: str, array: np.ndarray, expected: tuple) -> None:
-    """Raise a DataError unless ``array`` has ``expected`` shape (None = any size on that axis)."""
-    ok = array.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, array.shape))
-    if not ok:
-        shape = "(" + ", ".join("·" if e is None else str(e) for e in expected) + ")"
-        raise DataError("array has the wrong shape", path=path, field=field, expected=shape,
-                        found=f"shape {array.shape}")
 
 
 # ---------------------------------------------------------------------- h5 helpers

@@ -26,7 +26,8 @@ import torch
 
 from ..atomic import atomic_path
 from ..data.trialdata import TrialData
-from ..errors import GnocchiError
+from ..data.validation import ANY, POSITIVE, as_array, as_integer, as_number, at_least, check_counts, describe
+from ..errors import DataError, GnocchiError, ModelFileError
 from .priors import CodeMixture
 from .training import LAST, TimeBudget, Trainer, TrainConfig, load_checkpoint, resolve_device
 
@@ -168,20 +169,30 @@ class ModelFolder:
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, device: str = "auto"):
-        """A trained model from its folder; weights load with ``weights_only=True``."""
+        """A trained model from its folder; weights load with ``weights_only=True``. A broken folder is a
+        ModelFileError (or the ConfigError of its config) naming the file and the field."""
         saved = read_config(model_dir)
-        if saved.get("kind") != cls.kind or saved.get("format_version") not in cls.readable_formats:
-            raise GnocchiError(f"{model_dir}: not {cls.label} of format {cls.format_version} "
-                               f"(kind {saved.get('kind')!r}, format {saved.get('format_version')!r})")
+        config_path = Path(model_dir) / CONFIG_FILE
+        if saved.get("kind") != cls.kind:
+            raise ModelFileError(f"not {cls.label}", path=config_path, field="kind", expected=repr(cls.kind),
+                                 found=describe(saved.get("kind")))
+        if saved.get("format_version") not in cls.readable_formats or isinstance(saved.get("format_version"), bool):
+            raise ModelFileError(f"not {cls.label} of a format this version reads", path=config_path,
+                                 field="format_version", expected=f"one of {cls.readable_formats}",
+                                 found=describe(saved.get("format_version")))
         for key in ("config", "data"):
             if not isinstance(saved.get(key), dict):
-                raise GnocchiError(f"{Path(model_dir) / CONFIG_FILE}: field '{key}' is missing or not an object")
-        model = cls(cls.config_class.from_dict(cls._upgrade_config(saved)), device=device)
-        model.data_info = saved["data"]
+                raise ModelFileError("is missing or not an object", path=config_path, field=key,
+                                     expected="a JSON object", found=describe(saved.get(key)))
+        model = cls(cls.config_class.from_dict(cls._upgrade_config(saved), path=config_path), device=device)
+        model.data_info = check_data_info(saved["data"], config_path, heldout_required=cls.kind == "lfads")
         path = Path(model_dir) / WEIGHTS_FILE
         weights = load_checkpoint(path, model.device)
+        if not isinstance(weights.get("net"), dict):
+            raise ModelFileError("the network's weights are missing", path=path, field="net",
+                                 expected="a dict of tensors", found=describe(weights.get("net")))
         model._build(saved, weights, path)
-        model.mixture = CodeMixture.from_tensors(weights["mixture"])
+        model.mixture = check_mixture(weights.get("mixture"), model.code_dim, path)
         model.net.eval()
         return model
 
@@ -215,30 +226,91 @@ def poisson_spikes(rates: np.ndarray, bin_ms: float, seed: int | None) -> np.nda
     return np.random.default_rng(seed).poisson(np.clip(rates, 0, None) * bin_ms / 1000.0).astype(np.int32)
 
 
-def trial_counts(trials: TrialData | np.ndarray, n_bins: int, n_neurons: int) -> np.ndarray:
-    """Spike counts (n, bins, neurons) from a dataset or an array, checked against the model's shape."""
-    counts = trials.spikes if isinstance(trials, TrialData) else np.asarray(trials)
-    if counts.ndim == 2:
-        counts = counts[None]
+def trial_counts(trials: TrialData | np.ndarray, n_bins: int, n_neurons: int,
+                 read: np.ndarray | None = None) -> np.ndarray:
+    """Spike counts (n, bins, neurons) from a dataset or an array, checked against the model's shape and,
+    in the neurons ``read`` (a mask; default all), to be non-negative whole counts."""
+    if isinstance(trials, TrialData):
+        counts = trials.spikes
+    else:
+        counts = as_array(trials, "trials")
+        if counts.ndim == 2:
+            counts = counts[None]
     if counts.ndim != 3 or counts.shape[1:] != (n_bins, n_neurons):
-        raise GnocchiError(f"trials do not fit the model: expected (trials, {n_bins} bins, {n_neurons} neurons), "
-                           f"found shape {counts.shape}")
+        raise DataError("trials do not fit the model", field="trials",
+                        expected=f"(trials, {n_bins} bins, {n_neurons} neurons)", found=f"shape {counts.shape}")
+    if not isinstance(trials, TrialData):
+        check_counts(counts if read is None else counts[:, :, read], "trials")
     return counts
 
 
+def check_data_info(data: dict, path: Path, heldout_required: bool) -> dict:
+    """The ``data`` object of a model's config.json: the shape of the data it was trained on."""
+    info = dict(data)
+    common = dict(error=ModelFileError, path=path)
+    for key, rule in (("n_neurons", at_least(1)), ("n_bins", at_least(1))):
+        if key not in info:
+            raise ModelFileError("required field is missing", path=path, field=f"data.{key}")
+        info[key] = as_integer(info[key], f"data.{key}", rule, **common)
+    if "bin_ms" not in info:
+        raise ModelFileError("required field is missing", path=path, field="data.bin_ms")
+    info["bin_ms"] = as_number(info["bin_ms"], "data.bin_ms", POSITIVE, **common)
+    if "t0_ms" in info:
+        info["t0_ms"] = as_number(info["t0_ms"], "data.t0_ms", ANY, **common)
+    if heldout_required and "heldout_neurons" not in info:
+        raise ModelFileError("required field is missing", path=path, field="data.heldout_neurons")
+    for key, kinds in (("heldout_neurons", (bool,)), ("neuron_ids", (int,))):
+        values = info.get(key)
+        if values is not None and not (isinstance(values, list) and len(values) == info["n_neurons"] and all(
+                isinstance(v, kinds) and (bool in kinds or not isinstance(v, bool)) for v in values)):
+            raise ModelFileError("one value per neuron required", path=path, field=f"data.{key}",
+                                 expected=f"a list of {info['n_neurons']} {'booleans' if bool in kinds else 'integers'}",
+                                 found=describe(values))
+    return info
+
+
+def check_mixture(tensors, code_dim: int, path: Path) -> CodeMixture:
+    """The code prior's tensors from model.pt: k weights ≥ 0, k means and k Cholesky factors in the code's size."""
+    names = ("weights", "means", "cholesky")
+    if not isinstance(tensors, dict) or not all(isinstance(tensors.get(k), torch.Tensor) for k in names):
+        raise ModelFileError("the code prior is missing or incomplete", path=path, field="mixture",
+                             expected=f"tensors {names}", found=describe(tensors) if not isinstance(tensors, dict)
+                             else f"keys {sorted(tensors)}")
+    mixture = CodeMixture.from_tensors(tensors)
+    k = len(mixture.weights)
+    shapes = {"weights": (k,), "means": (k, code_dim), "cholesky": (k, code_dim, code_dim)}
+    for name, shape in shapes.items():
+        value = getattr(mixture, name)
+        if value.shape != shape or k == 0 or not np.isfinite(value).all():
+            raise ModelFileError("the code prior does not fit the model", path=path, field=f"mixture.{name}",
+                                 expected=f"finite values of shape {shape} (k ≥ 1 components of {code_dim}-D codes)",
+                                 found=f"shape {value.shape}" + ("" if np.isfinite(value).all() else " with NaN or inf"))
+    if (mixture.weights < 0).any() or not mixture.weights.sum() > 0:
+        raise ModelFileError("the code prior's weights must be non-negative", path=path, field="mixture.weights",
+                             expected="weights ≥ 0 with a positive sum", found=describe(mixture.weights.tolist()))
+    return mixture
+
+
 def read_config(model_dir: str | os.PathLike) -> dict:
+    """A model folder's config.json as a dict; a ModelFileError naming the file when it is not one."""
     path = Path(model_dir) / CONFIG_FILE
     if not path.is_file():
-        raise GnocchiError(f"{model_dir}: not a trained model folder (no {CONFIG_FILE})")
+        raise ModelFileError(f"not a trained model folder (no {CONFIG_FILE})", path=model_dir)
     try:
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise GnocchiError(f"{path}: not valid JSON ({err})") from None
+        raise ModelFileError(f"not valid JSON ({err})", path=path) from None
+    except UnicodeDecodeError:
+        raise ModelFileError("not a text file of JSON", path=path) from None
+    if not isinstance(saved, dict):
+        raise ModelFileError("not a model's config", path=path, expected="a JSON object", found=describe(saved))
+    return saved
 
 
 def load_model(model_dir: str | os.PathLike, device: str = "auto") -> GenerativeModel:
     """A trained model of either kind, ready to `encode` and `generate`."""
-    kind = read_config(model_dir).get("kind")
+    saved = read_config(model_dir)
+    kind = saved.get("kind")
     if kind == "gnocchi":
         from .gnocchi.model import GnocchiModel
 
@@ -247,4 +319,8 @@ def load_model(model_dir: str | os.PathLike, device: str = "auto") -> Generative
         from .lfads.model import LfadsModel
 
         return LfadsModel.load(model_dir, device=device)
-    raise GnocchiError(f"{model_dir}: unknown model kind {kind!r} in {CONFIG_FILE}")
+    path = Path(model_dir) / CONFIG_FILE
+    if "kind" not in saved:
+        raise ModelFileError("required field is missing", path=path, field="kind", expected="'gnocchi' or 'lfads'")
+    raise ModelFileError(f"unknown model kind {kind!r}", path=path, field="kind", expected="'gnocchi' or 'lfads'",
+                         found=describe(kind))

@@ -31,7 +31,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path, remove_orphans
-from ..errors import GnocchiError
+from ..data.validation import FRACTION, NON_NEGATIVE, POSITIVE, SEED, UNIT, at_least
+from ..errors import ArgumentError, GnocchiError, ModelFileError
+from .validation import check_config
 
 LAST, BEST = "last.pt", "best.pt"
 #: run.json fields that budget a run rather than define it: a resume may change them
@@ -54,6 +56,17 @@ class TrainConfig:
     checkpoint_every: int = 10
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_config(self, TRAIN_RULES)
+
+
+#: TrainConfig's ranges (types come from its annotations; see models/validation.py)
+TRAIN_RULES = {
+    "epochs": at_least(1), "batch_size": at_least(1), "lr": POSITIVE, "weight_decay": NON_NEGATIVE,
+    "warmup_steps": NON_NEGATIVE, "min_lr_fraction": UNIT, "grad_clip": NON_NEGATIVE,  # 0: no clipping
+    "ema_decay": FRACTION, "patience": at_least(1), "checkpoint_every": at_least(1), "seed": SEED,
+}
+
 
 @dataclass(frozen=True)
 class TimeBudget:
@@ -66,8 +79,8 @@ class TimeBudget:
 
     @classmethod
     def starting_now(cls, minutes: float) -> "TimeBudget":
-        if not minutes > 0:
-            raise GnocchiError(f"max_minutes must be positive, got {minutes}")
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+            raise ArgumentError(f"max_minutes must be positive, got {minutes!r}", field="max_minutes")
         return cls(float(minutes), time.monotonic())
 
     def part(self, share: float) -> "TimeBudget":
@@ -87,7 +100,10 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise GnocchiError(f"device '{device}' requested but CUDA is not available on this machine")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise GnocchiError(f"unknown device {device!r}: expected auto, cpu or cuda[:N]") from None
 
 
 def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -108,21 +124,28 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     """Load with ``weights_only=True``: a checkpoint carrying code is refused, never executed."""
     path = Path(path)
     if not path.is_file():
-        raise GnocchiError(f"{path}: checkpoint not found")
+        raise ModelFileError("checkpoint not found", path=path)
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # UnpicklingError for smuggled objects, RuntimeError for corrupt zips
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise GnocchiError(f"{path}: not a safe, readable checkpoint ({first_line})") from None
+        raise ModelFileError(f"not a safe, readable checkpoint ({first_line})", path=path) from None
+    if not isinstance(state, dict):
+        raise ModelFileError("not a checkpoint", path=path, expected="a dict of tensors",
+                             found=f"a {type(state).__name__}")
+    return state
 
 
 def load_weights(module: nn.Module, weights: dict, source: str | os.PathLike) -> None:
     """``load_state_dict`` with an error that says which parameters do not fit."""
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ModelFileError("not the weights of a network", path=source, expected="a dict of tensors",
+                             found=f"a {type(weights).__name__}")
     try:
         module.load_state_dict(weights)
     except RuntimeError as err:
         detail = " ".join(str(err).split())[:400]
-        raise GnocchiError(f"{source}: weights do not match the model's config ({detail})") from None
+        raise ModelFileError(f"weights do not match the model's config ({detail})", path=source) from None
 
 
 def has_checkpoint(out_dir: str | os.PathLike) -> bool:
@@ -239,6 +262,11 @@ class Trainer:
     def restore(self, path: str | os.PathLike) -> None:
         """Continue from ``last.pt``: weights, optimiser, RNG streams and counters."""
         state = load_checkpoint(path, self.device)
+        missing = [k for k in ("model", "ema", "optimizer", "generator", "torch_rng", "epoch", "step", "best_valid",
+                               "best_epoch", "history") if k not in state]
+        if missing:
+            raise ModelFileError("not a training checkpoint to resume from", path=path, field=missing[0],
+                                 expected="the state last.pt holds", found=f"keys {sorted(state)}")
         load_weights(self.module, state["model"], path)
         load_weights(self.ema, state["ema"], path)
         self.optimizer.load_state_dict(state["optimizer"])

@@ -54,10 +54,13 @@ from torch import nn
 
 from ...data.preprocessing import Preprocessing
 from ...data.trialdata import TrialData
-from ...errors import GnocchiError
+from ...data.validation import FRACTION, NON_NEGATIVE, POSITIVE, as_number, at_least, describe
+from ...errors import ArgumentError, ConfigError, ModelFileError
 from ..base import CONFIG_FILE, Generated, ModelFolder, poisson_spikes, trial_counts
-from ..training import LAST, TimeBudget, TrainConfig, record_run, load_weights
-from .diffusion import NoiseSchedule, ddim_sample, ddpm_sample
+from ..training import LAST, TRAIN_RULES, TimeBudget, TrainConfig, record_run, load_weights
+from ..validation import Even, check_choice, check_codes, check_count, check_guidance, check_noise, check_seed, \
+    check_steps, check_config, from_dict
+from .diffusion import PREDICTIONS, NoiseSchedule, ddim_sample, ddpm_sample
 from .autoencoder import PoissonAutoencoder
 from .losses import mmd
 from .networks import Denoiser, Encoder
@@ -65,6 +68,7 @@ from .networks import Denoiser, Encoder
 FORMAT_VERSION = 2
 BATCH = 256  # trials per forward pass when encoding / generating
 SPACES = ("latent", "rates")
+SCHEDULES = ("cosine", "linear")
 AUTOENCODER_DIR = "autoencoder"
 
 
@@ -101,18 +105,60 @@ class GnocchiConfig:
     guidance: float = 1.0
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        check_config(self, RULES)
+        if self.sample_steps > self.diffusion_steps:
+            raise ConfigError(field="sample_steps", expected=f"an integer in 1..diffusion_steps ({self.diffusion_steps})",
+                              found=self.sample_steps)
+        if self.space == "latent" and self.ae_epochs < 1:
+            raise ConfigError(field="ae_epochs", expected="an integer ≥ 1 (space 'latent' trains an autoencoder first)",
+                              found=self.ae_epochs)
+
     @classmethod
-    def from_dict(cls, params: dict) -> "GnocchiConfig":
-        params = dict(params)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(params) - known
-        if unknown:
-            raise GnocchiError(f"unknown GNOCCHI config fields {sorted(unknown)}")
-        if params.get("space", cls.space) not in SPACES:
-            raise GnocchiError(f"GNOCCHI config field 'space' must be one of {SPACES}, found {params['space']!r}")
-        params["train"] = TrainConfig(**params.get("train", {}))
-        params["mmd_bandwidths"] = tuple(params.get("mmd_bandwidths", cls.mmd_bandwidths))
-        return cls(**params)
+    def from_dict(cls, params: dict, path: str | os.PathLike | None = None) -> "GnocchiConfig":
+        """A config from JSON-like overrides of the defaults; ``path``: the file they came from, for errors."""
+        return from_dict(cls, params, RULES, path=path)
+
+
+#: GnocchiConfig's ranges (types come from the annotations; see models/validation.py)
+RULES = {
+    "code_dim": at_least(1), "channels": at_least(1), "positional": Even(NON_NEGATIVE),  # sin/cos pairs; 0: none
+    "cond_dim": Even(at_least(2)), "encoder_channels": at_least(1), "dropout": FRACTION,
+    "diffusion_steps": at_least(2), "schedule": SCHEDULES, "sample_steps": at_least(1), "prediction": PREDICTIONS,
+    "lambda_rec": NON_NEGATIVE, "lambda_mmd": NON_NEGATIVE, "mmd_bandwidths": POSITIVE, "x0_clip_margin": POSITIVE,
+    "sigma_ms": NON_NEGATIVE, "sqrt": None, "prior_components": at_least(1), "space": SPACES,
+    "latent_dim": at_least(1), "ae_channels": at_least(1), "ae_coordinated_dropout": FRACTION,
+    "ae_smoothness": NON_NEGATIVE, "ae_epochs": NON_NEGATIVE, "code_dropout": FRACTION, "guidance": NON_NEGATIVE,
+    "train": TRAIN_RULES,
+}
+
+
+def check_preprocessing(params, n_neurons: int, path: Path) -> Preprocessing:
+    """The ``preprocessing`` object of a GNOCCHI model's config.json (see `Preprocessing.to_dict`)."""
+    field = "preprocessing"
+    expected = {"sigma_ms", "sqrt", "standardize", "bin_ms", "mean", "std"}
+    if not isinstance(params, dict) or set(params) != expected:
+        raise ModelFileError("is not a fitted preprocessing", path=path, field=field,
+                             expected=f"an object with fields {sorted(expected)}",
+                             found=describe(params) if not isinstance(params, dict) else f"fields {sorted(params)}")
+    common = dict(error=ModelFileError, path=path)
+    checked = {"sigma_ms": as_number(params["sigma_ms"], f"{field}.sigma_ms", NON_NEGATIVE, **common),
+               "bin_ms": as_number(params["bin_ms"], f"{field}.bin_ms", POSITIVE, **common)}
+    for key in ("sqrt", "standardize"):
+        if not isinstance(params[key], bool):
+            raise ModelFileError(field=f"{field}.{key}", path=path, expected="true or false", found=describe(params[key]))
+        checked[key] = params[key]
+    for key in ("mean", "std"):
+        values = params[key]
+        ok = isinstance(values, list) and len(values) == n_neurons and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and (key == "mean" or v > 0)
+            for v in values)
+        if not ok:
+            raise ModelFileError("not the fitted preprocessing of this model", path=path, field=f"{field}.{key}",
+                                 expected=f"a list of {n_neurons} finite numbers" + (" > 0" if key == "std" else ""),
+                                 found=describe(values))
+        checked[key] = values
+    return Preprocessing.from_dict(checked)
 
 
 class GnocchiNet(nn.Module):
@@ -251,9 +297,11 @@ class GnocchiModel(ModelFolder):
         ``code_dropout`` > 0 has learned the unconditional denoiser it needs).
         """
         self._require_trained()
-        codes = np.atleast_2d(np.asarray(codes, dtype=np.float32))
-        if codes.shape[1] != self.config.code_dim:
-            raise GnocchiError(f"codes must have {self.config.code_dim} dimensions, found shape {codes.shape}")
+        codes = check_codes(codes, self.config.code_dim)
+        steps = check_steps(steps, self.config.diffusion_steps)
+        seed, guidance = check_seed(seed), check_guidance(guidance)
+        sampler = check_choice(sampler, "sampler", ("ddim", "ddpm"), "sampler")
+        eta = as_number(eta, "eta", NON_NEGATIVE, error=ArgumentError)
         n = len(codes)
         channels = self._channels
         generator = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63))
@@ -261,10 +309,8 @@ class GnocchiModel(ModelFolder):
         if noise is None:
             noise_t = torch.randn(shape, generator=generator)
         else:
-            noise_t = torch.as_tensor(np.asarray(noise, dtype=np.float32))
-            if tuple(noise_t.shape) != shape:
-                raise GnocchiError(f"noise must have shape {shape} (trials, {'latent channels' if channels != self.n_neurons else 'neurons'}, bins), "
-                                  f"found {tuple(noise_t.shape)}")
+            what = f"trials, {'latent channels' if channels != self.n_neurons else 'neurons'}, bins"
+            noise_t = torch.from_numpy(check_noise(noise, shape, what))
         self.net.eval()
         outputs = []
         for chunk_codes, chunk_noise in zip(torch.from_numpy(codes).split(BATCH), noise_t.split(BATCH)):
@@ -272,12 +318,10 @@ class GnocchiModel(ModelFolder):
             start = chunk_noise.to(self.device)
             common = dict(prediction=self.config.prediction, clip_x0=self.clip_x0, generator=generator)
             if sampler == "ddim":
-                x0 = ddim_sample(denoise, self.net.schedule, start, steps or self.config.sample_steps,
+                x0 = ddim_sample(denoise, self.net.schedule, start, self.config.sample_steps if steps is None else steps,
                                  eta=eta, **common)
-            elif sampler == "ddpm":
-                x0 = ddpm_sample(denoise, self.net.schedule, start, **common)
             else:
-                raise ValueError(f"unknown sampler '{sampler}': choose 'ddim' or 'ddpm'")
+                x0 = ddpm_sample(denoise, self.net.schedule, start, **common)
             outputs.append(self._to_rates(x0).cpu())
         rates = torch.cat(outputs).transpose(1, 2).numpy().astype(np.float32)
         return Generated(rates=rates, codes=codes,
@@ -286,11 +330,10 @@ class GnocchiModel(ModelFolder):
     def sample_prior(self, n: int, *, seed: int | None = None, kind: str = "gaussian") -> np.ndarray:
         """Codes for unconditional generation: the N(0, I) prior, or 'mixture' fitted to training codes."""
         self._require_trained()
-        if kind == "gaussian":
+        n, seed = check_count(n), check_seed(seed)
+        if check_choice(kind, "kind", ("gaussian", "mixture"), "prior") == "gaussian":
             return np.random.default_rng(seed).standard_normal((n, self.config.code_dim)).astype(np.float32)
-        if kind == "mixture":
-            return self.mixture.sample(n, seed).astype(np.float32)
-        raise ValueError(f"unknown prior '{kind}': choose 'gaussian' or 'mixture'")
+        return self.mixture.sample(n, seed).astype(np.float32)
 
     # ------------------------------------------------------------------ persistence
     def _extra_weights(self) -> dict:
@@ -307,10 +350,12 @@ class GnocchiModel(ModelFolder):
 
     def _build(self, saved: dict, weights: dict, path: Path) -> None:
         cfg = self.config
-        if "preprocessing" not in saved or "clip_x0" not in saved:
-            raise GnocchiError(f"{path.parent / CONFIG_FILE}: fields 'preprocessing' and 'clip_x0' are required")
-        self.preprocessing = Preprocessing.from_dict(saved["preprocessing"])
-        self.clip_x0 = saved["clip_x0"]
+        config_path = path.parent / CONFIG_FILE
+        for key in ("preprocessing", "clip_x0"):
+            if key not in saved:
+                raise ModelFileError("required field is missing", path=config_path, field=key)
+        self.preprocessing = check_preprocessing(saved["preprocessing"], self.n_neurons, config_path)
+        self.clip_x0 = as_number(saved["clip_x0"], "clip_x0", POSITIVE, error=ModelFileError, path=config_path)
         if saved["format_version"] == 1:  # the null code of guidance did not exist yet
             weights["net"]["denoiser.null_code"] = torch.zeros(cfg.cond_dim)
         if cfg.space == "latent":

@@ -35,7 +35,6 @@ drove the generator; validation scores the posterior means (no sampling noise), 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -46,9 +45,12 @@ import torch
 from torch import Tensor, nn
 
 from ...data.trialdata import TrialData
-from ...errors import GnocchiError
+from ...data.validation import FRACTION, NON_NEGATIVE, POSITIVE, Range, as_integer, at_least
+from ...errors import ArgumentError, DataError
 from ..base import Generated, ModelFolder, poisson_spikes, trial_counts
-from ..training import TrainConfig, record_run, load_weights
+from ..training import TRAIN_RULES, TrainConfig, record_run, load_weights
+from ..validation import check_choice, check_codes, check_count, check_guidance, check_noise, check_seed, \
+    check_steps, check_config, from_dict
 from .modules import Decoder, Encoder, FanInLinear
 from .priors import AutoregressivePrior, GaussianICPrior
 
@@ -104,20 +106,29 @@ class LfadsConfig:
     def use_controller(self) -> bool:
         return self.ci_enc_dim > 0 and self.con_dim > 0 and self.co_dim > 0
 
+    def __post_init__(self) -> None:
+        check_config(self, RULES)
+
     @classmethod
-    def from_dict(cls, params: dict) -> "LfadsConfig":
-        params = dict(params)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(params) - known
-        if unknown:
-            raise GnocchiError(f"unknown LFADS config fields {sorted(unknown)}")
-        train = dataclasses.asdict(_default_train())
-        train_overrides = params.get("train", {})
-        bad = set(train_overrides) - set(train)
-        if bad:
-            raise GnocchiError(f"unknown training config fields {sorted(bad)}")
-        params["train"] = TrainConfig(**(train | train_overrides))
-        return cls(**params)
+    def from_dict(cls, params: dict, path: str | os.PathLike | None = None) -> "LfadsConfig":
+        """A config from JSON-like overrides of the defaults (``train``'s: of LFADS's training defaults);
+        ``path``: the file they came from, for errors."""
+        return from_dict(cls, params, RULES, path=path)
+
+
+#: LfadsConfig's ranges (types come from the annotations; see models/validation.py). 0 turns the controller
+#: off (ci_enc_dim, con_dim or co_dim), a penalty off (its scale), posterior sampling off (posterior_samples)
+RULES = {
+    "ic_enc_dim": at_least(1), "ci_enc_dim": NON_NEGATIVE, "ci_lag": NON_NEGATIVE, "con_dim": NON_NEGATIVE,
+    "co_dim": NON_NEGATIVE, "ic_dim": at_least(1), "gen_dim": at_least(1), "fac_dim": at_least(1),
+    "cell_clip": POSITIVE, "ic_prior_variance": POSITIVE, "ic_post_var_min": NON_NEGATIVE, "co_prior_tau": POSITIVE,
+    "co_prior_noise_variance": POSITIVE, "dropout_rate": FRACTION, "cd_rate": FRACTION,
+    "kl_ic_scale": NON_NEGATIVE, "kl_co_scale": NON_NEGATIVE, "l2_gen_scale": NON_NEGATIVE,
+    "l2_con_scale": NON_NEGATIVE, "l2_ic_enc_scale": NON_NEGATIVE, "l2_ci_enc_scale": NON_NEGATIVE,
+    "kl_start_step": NON_NEGATIVE, "kl_increase_steps": NON_NEGATIVE, "l2_start_step": NON_NEGATIVE,
+    "l2_increase_steps": NON_NEGATIVE, "loss_scale": POSITIVE, "posterior_samples": NON_NEGATIVE,
+    "prior_components": at_least(1), "train": TRAIN_RULES,
+}
 
 
 def ramp(step: Tensor, start: int, increase: int) -> Tensor:
@@ -134,7 +145,9 @@ class LfadsNet(nn.Module):
         self.n_neurons, self.n_bins = n_neurons, n_bins
         heldout = np.asarray(heldout, dtype=bool)
         if heldout.shape != (n_neurons,) or heldout.all():
-            raise GnocchiError("LFADS needs at least one held-in neuron to encode")
+            raise DataError("LFADS needs at least one held-in neuron to encode", field="heldout_neurons",
+                            expected=f"{n_neurons} flags, not all true", found=f"shape {heldout.shape}, "
+                                                                               f"{int(heldout.sum())} held out")
         # not a buffer: the trainer's EMA averages buffers, which would corrupt integer indices
         self.heldin_index = torch.as_tensor(np.flatnonzero(~heldout), dtype=torch.long)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))  # optimisation steps taken (ramps)
@@ -315,9 +328,10 @@ class LfadsModel(ModelFolder):
         Only the held-in neurons are read; held-out columns may hold anything.
         """
         self._require_trained()
-        counts = _counts(trial_counts(trials, self.n_bins, self.n_neurons))
+        seed = check_seed(seed)
+        counts = _counts(trial_counts(trials, self.n_bins, self.n_neurons, read=self._heldin_mask))
         self.net.eval()
-        generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        generator = torch.Generator().manual_seed(0 if seed is None else seed)
         codes = []
         for chunk in counts.split(BATCH):
             mean, std, _ = self.net.encoder(self.net.heldin(chunk.to(self.device)), ic_only=True)
@@ -340,20 +354,17 @@ class LfadsModel(ModelFolder):
         (default: the trials' length; more extrapolates the dynamics).
         """
         self._require_trained()
-        codes = np.atleast_2d(np.asarray(codes, dtype=np.float32))
-        if codes.ndim != 2 or codes.shape[1] != self.code_dim:
-            raise GnocchiError(f"codes must have {self.code_dim} dimensions, found shape {codes.shape}")
-        requested = n_bins
-        n_bins = int(n_bins) if n_bins is not None else self.n_bins
-        if n_bins < 1:
-            raise GnocchiError(f"n_bins must be at least 1, got {requested}")
+        codes = check_codes(codes, self.code_dim)
+        check_steps(steps), check_guidance(guidance)  # no sampler here, but the shared interface's arguments
+        seed = check_seed(seed)
+        n_bins = self.n_bins if n_bins is None else as_integer(n_bins, "n_bins", at_least(1), error=ArgumentError)
         co_dim = self.net.decoder.co_dim
         inputs = None
         if noise is not None:
-            inputs = torch.as_tensor(np.asarray(noise, dtype=np.float32))
-            if tuple(inputs.shape) != (len(codes), n_bins, co_dim) or co_dim == 0:
-                raise GnocchiError(f"noise (inferred inputs) must have shape {(len(codes), n_bins, co_dim)} "
-                                   f"(trials, bins, inferred inputs), found {tuple(inputs.shape)}")
+            if co_dim == 0:
+                raise ArgumentError("this model has no controller: it takes no inferred inputs", field="noise",
+                                    expected="None", found="an array")
+            inputs = torch.from_numpy(check_noise(noise, (len(codes), n_bins, co_dim), "trials, bins, inferred inputs"))
         self.net.eval()
         chunks = []
         for start in range(0, len(codes), BATCH):
@@ -368,13 +379,12 @@ class LfadsModel(ModelFolder):
         """ICs for unconditional generation: the learned IC prior N(mean, 0.1·I), or 'mixture' fitted
         to the training trials' IC posterior means."""
         self._require_trained()
-        if kind == "gaussian":
+        n, seed = check_count(n), check_seed(seed)
+        if check_choice(kind, "kind", ("gaussian", "mixture"), "prior") == "gaussian":
             generator = torch.Generator().manual_seed(seed if seed is not None
                                                       else int(np.random.SeedSequence().entropy % 2**63))
             return self.net.ic_prior.sample(n, generator).numpy().astype(np.float32)
-        if kind == "mixture":
-            return self.mixture.sample(n, seed).astype(np.float32)
-        raise ValueError(f"unknown prior '{kind}': choose 'gaussian' or 'mixture'")
+        return self.mixture.sample(n, seed).astype(np.float32)
 
     # ------------------------------------------------------------------ reconstruction
     def infer(self, trials: TrialData | np.ndarray, *, samples: int | None = None,
@@ -385,8 +395,10 @@ class LfadsModel(ModelFolder):
         arrays batch-major; neurons in the dataset's order.
         """
         self._require_trained()
-        counts = _counts(trial_counts(trials, self.n_bins, self.n_neurons))
-        samples = self.config.posterior_samples if samples is None else samples
+        counts = _counts(trial_counts(trials, self.n_bins, self.n_neurons, read=self._heldin_mask))
+        samples = self.config.posterior_samples if samples is None else \
+            as_integer(samples, "samples", Range(0), error=ArgumentError)
+        seed = check_seed(seed)
         batch = max(1, BATCH // max(1, samples))
         devices = [self.device] if self.device.type == "cuda" else []
         parts = []
@@ -409,6 +421,10 @@ class LfadsModel(ModelFolder):
         load_weights(self.net, weights["net"], path)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def _heldin_mask(self) -> np.ndarray:
+        """The neurons the encoders read (held-out columns of the trials may hold anything)."""
+        return ~np.asarray(self.data_info["heldout_neurons"], dtype=bool)
 
 
 def _counts(spikes: np.ndarray) -> torch.Tensor:
