@@ -20,6 +20,7 @@ from gnocchi_core.data.readiness import has_reaches
 
 import recordings
 from explorer_page import page_plot_names
+from test_cli import listening_addresses
 from test_import_arrays import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +94,7 @@ def test_explore_serves_the_page(pipeline, page):
             if "serving http://127.0.0.1" in line or server.poll() is not None:
                 break
         assert "serving" in lines[-1], "".join(lines)
+        assert listening_addresses(port) == {"127.0.0.1"}  # this machine only, unless --address says otherwise
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_function("() => window.Bokeh && Bokeh.documents.length && "
                                "Bokeh.documents[0].get_model_by_name('codes-gnocchi') !== null", timeout=60_000)

@@ -24,15 +24,34 @@ def _readme_commands() -> list[str]:
     return re.findall(r"```bash\n(.+?)\n```", README.read_text(), flags=re.S)
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a socket listening on ``port``, from Linux's /proc/net/tcp{,6}."""
+    import ipaddress
+
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        if not Path(table).exists():
+            pytest.skip("no /proc/net/tcp on this system")
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # kernel byte order
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
 def test_readme_quick_start_opens_the_explorer():
     """The README's main command serves the dashboard from a clean clone, on the shipped assets."""
     quick_start = _readme_commands()[0]
     steps = [s.strip() for s in quick_start.split("&&") if not s.strip().startswith("pip install")]
-    assert steps == ["panel serve explorer/app.py"]
+    assert steps == ["panel serve explorer/app.py --address 127.0.0.1 --allow-websocket-origin localhost:5006 "
+                     "--allow-websocket-origin 127.0.0.1:5006"]  # this machine only, unless told otherwise
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen(shlex.split(steps[0]) + ["--port", str(port), "--address", "127.0.0.1"],
+    server = subprocess.Popen(shlex.split(steps[0]) + ["--port", str(port)],
                               cwd=README.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, page = time.monotonic() + 120, ""
@@ -45,6 +64,7 @@ def test_readme_quick_start_opens_the_explorer():
             except OSError:
                 time.sleep(0.5)
         assert "GNOCCHI Explorer" in page, server.stdout.read() if server.poll() is not None else "no page"
+        assert listening_addresses(port) == {"127.0.0.1"}
     finally:
         server.terminate()
         server.wait(10)

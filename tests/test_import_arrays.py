@@ -163,7 +163,7 @@ def test_import_refuses_to_overwrite_its_input(files, capsys):
     before = files["npz"].read_bytes()
     assert main(["data", "import", str(files["npz"]), "--spikes", "spikes", "--bin-ms", "10",
                  "--out", str(files["npz"])]) == 2
-    assert "is the input file" in capsys.readouterr().err and files["npz"].read_bytes() == before
+    assert "is an input of this command (SRC)" in capsys.readouterr().err and files["npz"].read_bytes() == before
 
 
 def test_splits_given_in_the_file_are_kept(tmp_path, capsys):
@@ -180,4 +180,7 @@ def test_splits_given_in_the_file_are_kept(tmp_path, capsys):
     np.savez(path, spikes=rng.poisson(1.0, (40, 25, 6)), split=np.array(["train", "holdout"] * 20))
     assert main(["data", "import", str(path), "--spikes", "spikes", "--bin-ms", "5", "--split", "split",
                  "--out", str(out)]) == 2
-    assert "unknown split names" in capsys.readouterr().err
+    assert "exists; pass --force to replace it" in capsys.readouterr().err
+    assert main(["data", "import", str(path), "--spikes", "spikes", "--bin-ms", "5", "--split", "split",
+                 "--out", str(out), "--force"]) == 2
+    assert "unknown split names" in capsys.readouterr().err and load_dataset(out).n_trials == 40  # kept as it was
