@@ -9,7 +9,8 @@ from pathlib import Path
 # libraries' own thread pools oversubscribe the machine as soon as anything else runs (a 2-minute suite
 # took 38). Set before numpy / torch are imported; tests about threading set their own.
 for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+    if not os.environ.get(_variable):  # unset or empty
+        os.environ[_variable] = "1"
 
 import numpy as np
 import pandas as pd

@@ -321,3 +321,19 @@ def test_every_marker_is_named_in_a_legend(workspace):
     assert labels(reaches) == {"target", "held-out target", "recorded reach (reference)", "generated samples",
                                "mean generated reach", "end of the mean reach", "commanded target"}
     assert all(item.renderers for item in reaches.legend.items)  # each label draws its marker
+
+
+def test_setting_widgets_are_bounded_in_the_browser(workspace):
+    """The settings' number fields carry their parameter's bounds, which the browser clamps to before sending
+    (a seed of 1e20 never reaches the server)."""
+    import panel as pn
+
+    from explorer.views.controls import Controls
+
+    state = NavigationState(workspace)
+    state.regenerate()
+    settings = next(o for o in Controls(state)._layout.objects if isinstance(o, pn.Param))
+    for name in ("steps", "samples", "seed", "guidance"):
+        widget, bounds = settings._widgets[name], state.param[name].bounds
+        assert (widget.start, widget.end) == bounds, name
+    assert settings._widgets["seed"].end == 2**32 - 1
