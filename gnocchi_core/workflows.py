@@ -6,7 +6,6 @@ and ``training.json`` (its per-epoch history); `gnocchi build-assets` (`assets.p
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -20,9 +19,9 @@ from .analysis.report import evaluate_models, write_report
 from .data.motornet_truth import with_ground_truth
 from .data.readiness import evaluation_kind, readiness
 from .data.trialdata import Provenance, TrialData, load_dataset
-from .errors import GnocchiError, ModelFileError
+from .errors import GnocchiError
 from .models import load_model
-from .models.base import poisson_spikes
+from .models.base import poisson_spikes, read_json
 
 DECODER_FILE, HISTORY_FILE = "decoder.json", "training.json"
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -38,13 +37,7 @@ def load_decoder(model_dir: str | os.PathLike, data: TrialData | None) -> Behavi
     """The model folder's decoder, else one fitted on ``data``'s held-in training trials."""
     path = Path(model_dir) / DECODER_FILE
     if path.is_file():
-        try:
-            params = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ModelFileError(f"not valid JSON ({err})", path=path) from None
-        except UnicodeDecodeError:
-            raise ModelFileError("not a text file of JSON", path=path) from None
-        return BehaviourDecoder.from_dict(params, path=path)
+        return BehaviourDecoder.from_dict(read_json(path), path=path)
     if data is None:
         raise GnocchiError(f"{model_dir}: no {DECODER_FILE}; pass --data to fit a behaviour decoder")
     return BehaviourDecoder.fit(heldin_training_trials(data))

@@ -59,16 +59,12 @@ def _add_common(parser, *, model: str, epochs: int) -> None:
 
 def _config_overrides(args) -> dict:
     """Config fields from --config (a JSON object), with --epochs and --seed applied on top."""
-    import json
-
     overrides = {}
     if args.config:
-        try:
-            overrides = json.loads(Path(args.config).read_text())
-        except json.JSONDecodeError as err:
-            raise GnocchiError(f"{args.config}: not valid JSON ({err})") from None
-        except UnicodeDecodeError:
-            raise GnocchiError(f"{args.config}: not a text file of JSON") from None
+        from ..errors import ConfigError
+        from ..models.base import read_json
+
+        overrides = read_json(args.config, ConfigError)
         if not isinstance(overrides, dict):
             raise GnocchiError(f"{args.config}: expected a JSON object of config fields, found a "
                                f"{type(overrides).__name__}")

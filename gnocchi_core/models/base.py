@@ -291,17 +291,22 @@ def check_mixture(tensors, code_dim: int, path: Path) -> CodeMixture:
     return mixture
 
 
+def read_json(path: str | os.PathLike, error=ModelFileError):
+    """The JSON value in ``path``; ``error`` (a GnocchiValueError class) naming the file when it holds none."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise error(f"not valid JSON ({err})", path=path) from None
+    except UnicodeDecodeError:
+        raise error("not a text file of JSON", path=path) from None
+
+
 def read_config(model_dir: str | os.PathLike) -> dict:
     """A model folder's config.json as a dict; a ModelFileError naming the file when it is not one."""
     path = Path(model_dir) / CONFIG_FILE
     if not path.is_file():
         raise ModelFileError(f"not a trained model folder (no {CONFIG_FILE})", path=model_dir)
-    try:
-        saved = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ModelFileError(f"not valid JSON ({err})", path=path) from None
-    except UnicodeDecodeError:
-        raise ModelFileError("not a text file of JSON", path=path) from None
+    saved = read_json(path)
     if not isinstance(saved, dict):
         raise ModelFileError("not a model's config", path=path, expected="a JSON object", found=describe(saved))
     return saved
