@@ -33,7 +33,7 @@ from gnocchi_core.data.readiness import has_conditions, has_reaches, missing_con
 from gnocchi_core.data.trialdata import TrialData, load_dataset
 from gnocchi_core.errors import GnocchiError
 from gnocchi_core.models import load_model
-from gnocchi_core.models.base import CONFIG_FILE, read_config
+from gnocchi_core.models.base import CONFIG_FILE, trained_shapes
 from gnocchi_core.workflows import DEFAULT_DATA, DEFAULT_MODELS, load_decoder
 
 from .axes import condition_axes, condition_centroids, neuron_order, variable_axis
@@ -189,11 +189,8 @@ def data_shape(data_path: Path) -> tuple[int, int]:
 
 def model_shapes(models_dir: Path) -> dict[str, tuple]:
     """(bins, neurons) each model folder in ``models_dir`` was trained on (from its config.json)."""
-    shapes = {}
-    for name, folder in model_folders(models_dir).items():
-        info = read_config(folder).get("data", {})
-        shapes[name] = (info.get("n_bins"), info.get("n_neurons"))
-    return shapes
+    model_folders(models_dir)  # says why when there is no folder or no model in it
+    return trained_shapes(models_dir)
 
 
 def compatible_models(models_dir: Path, data_path: Path) -> list[str]:

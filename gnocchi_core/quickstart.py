@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .data.trialdata import TrialData
 from .errors import GnocchiError
-from .models.base import CONFIG_FILE, read_config
+from .models.base import CONFIG_FILE, trained_shapes
 from .models.training import has_checkpoint
 
 #: name → (kind, config overrides, share of the time budget)
@@ -26,11 +26,7 @@ DEFAULT_MINUTES = 8.0  # the whole budget on 2 CPU cores: the explorer opens wit
 
 def matching_models(models_dir: Path, data: TrialData) -> list[str]:
     """Model folders in ``models_dir`` trained on data of ``data``'s shape (bins, neurons)."""
-    if not models_dir.is_dir():
-        return []
-    return [p.name for p in sorted(models_dir.iterdir()) if (p / CONFIG_FILE).is_file()
-            and (read_config(p).get("data", {}).get("n_bins"), read_config(p).get("data", {}).get("n_neurons"))
-            == (data.n_bins, data.n_neurons)]
+    return [name for name, shape in trained_shapes(models_dir).items() if shape == (data.n_bins, data.n_neurons)]
 
 
 def train_default_models(data: TrialData, models_dir: Path, *, max_minutes: float = DEFAULT_MINUTES,

@@ -95,33 +95,37 @@ def _check_out(args) -> None:
         raise GnocchiError(f"{args.out}: holds an interrupted run; --resume continues it, --force starts over")
 
 
-def _fit_options(args) -> dict:
-    """Keywords for ``model.fit`` from the command line."""
-    return {"resume": args.resume, "max_minutes": args.max_minutes}
+def _fit(args, data, config_class, model_class, what: str, detail: str = ""):
+    """Train ``model_class`` (its config from --config, --epochs, --seed) on ``data`` into --out, saying what and
+    where; returns the model and its best history record."""
+    from ..models.training import resolve_device
+
+    config = config_class.from_dict(_config_overrides(args), path=args.config)
+    print(f"training {what} on {args.data} ({data.n_trials} trials, {data.n_bins} bins, {data.n_neurons} neurons"
+          f"{detail}) on {resolve_device(args.device)}")
+    model = model_class(config, device=args.device).fit(data, args.out, resume=args.resume,
+                                                        max_minutes=args.max_minutes)
+    return model, min(model.history, key=lambda r: r["valid_loss"])
+
+
+def _done(model, best: dict, tail: str = "") -> str:
+    return (f"done: {len(model.history)} epochs ({_stopped(model)}), best valid loss {best['valid_loss']:.4f} at epoch "
+            f"{best['epoch']}{tail}")
 
 
 def _train_gnocchi(args) -> None:
     from ..data import load_dataset
     from ..models.gnocchi import GnocchiConfig, GnocchiModel
-    from ..models.training import resolve_device
 
     _check_out(args)
-    data = load_dataset(args.data)
-    config = GnocchiConfig.from_dict(_config_overrides(args), path=args.config)
-    device = resolve_device(args.device)
-    print(f"training GNOCCHI on {args.data} ({data.n_trials} trials, {data.n_bins} bins, "
-          f"{data.n_neurons} neurons) on {device}")
-    model = GnocchiModel(config, device=args.device).fit(data, args.out, **_fit_options(args))
-    best = min(model.history, key=lambda r: r["valid_loss"])
-    print(f"done: {len(model.history)} epochs ({_stopped(model)}), best valid loss {best['valid_loss']:.4f} at epoch "
-          f"{best['epoch']}; model in {args.out}")
+    model, best = _fit(args, load_dataset(args.data), GnocchiConfig, GnocchiModel, "GNOCCHI")
+    print(_done(model, best, f"; model in {args.out}"))
 
 
 def _train_lfads(args) -> None:
     from ..data import load_dataset
     from ..data.lfads_h5 import import_lfads
     from ..models.lfads import LfadsConfig, LfadsModel, write_lfads_output
-    from ..models.training import resolve_device
 
     _check_out(args)
     if not os.path.isfile(args.data):
@@ -129,17 +133,11 @@ def _train_lfads(args) -> None:
     with h5py.File(args.data, "r") if h5py.is_hdf5(args.data) else open(os.devnull) as f:
         lfads_input = isinstance(f, h5py.File) and "train_encod_data" in f
     data = import_lfads(args.data, bin_ms=args.bin_ms) if lfads_input else load_dataset(args.data)
-    config = LfadsConfig.from_dict(_config_overrides(args), path=args.config)
-    device = resolve_device(args.device)
-    print(f"training LFADS on {args.data} ({data.n_trials} trials, {data.n_bins} bins, {data.n_neurons} neurons, "
-          f"{int(data.heldout_neurons.sum())} held out) on {device}")
-    model = LfadsModel(config, device=args.device).fit(data, args.out, **_fit_options(args))
-    best = min(model.history, key=lambda r: r["valid_loss"])
+    model, best = _fit(args, data, LfadsConfig, LfadsModel, "LFADS", f", {int(data.heldout_neurons.sum())} held out")
     heldout = f", held-out neurons {best['valid_heldout_bps']:.4f} bits/spike" if "valid_heldout_bps" in best else ""
     output = Path(args.out) / f"lfads_output_{Path(args.data).stem}.h5"
     write_lfads_output(model, data, output)
-    print(f"done: {len(model.history)} epochs ({_stopped(model)}), best valid loss {best['valid_loss']:.4f} at "
-          f"epoch {best['epoch']}{heldout}; model in {args.out}; outputs in {output}")
+    print(_done(model, best, f"{heldout}; model in {args.out}; outputs in {output}"))
 
 
 def _stopped(model) -> str:

@@ -23,6 +23,8 @@ from .kinematics import differentiate_position, integrate_velocity, speed_onsets
 from .labels import TEST_FRACTION, VALID_FRACTION, derive_labels
 from .trialdata import Provenance, TrialData
 
+#: The window cut around each movement onset unless told otherwise (ms).
+ONSET_WINDOW_MS = (-200.0, 600.0)
 #: Behaviour given as an array, or as (array, unit).
 Behavior = dict[str, "np.ndarray | tuple[np.ndarray, str]"]
 
@@ -55,14 +57,8 @@ def from_arrays(spikes, *, bin_ms: float, source_bin_ms: float | None = None, t0
                         expected="1 (trials, units, bins) or 2 (trials, bins, units)", found=repr(units_axis))
     if units_axis == 1:
         spikes = spikes.transpose(0, 2, 1)
-    factor = rebin_factor(bin_ms, source_bin_ms)
-    counts = rebin_counts(spikes, factor, axis=1)
-    if factor > 1:
-        notes.append(f"spikes summed from {source_bin_ms:g} ms into {bin_ms:g} ms bins")
-    n_trials, n_bins = counts.shape[:2]
-    stored, units = _behavior_in_cm(behavior or {}, (n_trials, spikes.shape[1]), notes, time_axis=1)
-    stored = {name: rebin_mean(values, factor, axis=1) for name, values in stored.items()}
-    _complete_hand(stored, units, bin_ms, notes, time_axis=1)
+    counts, stored, units, _ = _binned(spikes, behavior, bin_ms, source_bin_ms, notes, continuous=False)
+    n_trials = len(counts)
     info = pd.DataFrame(index=range(n_trials)) if trial_info is None else pd.DataFrame(trial_info).reset_index(drop=True)
     if splits is not None:
         info["split"] = np.asarray(splits, dtype=object)
@@ -79,7 +75,7 @@ def from_arrays(spikes, *, bin_ms: float, source_bin_ms: float | None = None, t0
 
 
 def from_continuous(spikes, *, bin_ms: float, source_bin_ms: float | None = None, units_axis: int = 1,
-                    behavior: Behavior | None = None, onsets=None, window_ms: tuple[float, float] = (-200.0, 600.0),
+                    behavior: Behavior | None = None, onsets=None, window_ms: tuple[float, float] = ONSET_WINDOW_MS,
                     speed_threshold: float = 0.2, min_separation_ms: float = 300.0, conditions=None,
                     condition_name: str = "condition", heldout_neurons=None, n_conditions: int = 8,
                     valid_fraction: float = VALID_FRACTION, test_fraction: float = TEST_FRACTION, seed: int = 0,
@@ -104,13 +100,8 @@ def from_continuous(spikes, *, bin_ms: float, source_bin_ms: float | None = None
                         expected="0 (units, time) or 1 (time, units)", found=repr(units_axis))
     if units_axis == 0:
         spikes = spikes.T
-    factor = rebin_factor(bin_ms, source_bin_ms)
-    counts = rebin_counts(spikes[None], factor, axis=1)[0]
-    if factor > 1:
-        notes.append(f"spikes summed from {source_bin_ms:g} ms into {bin_ms:g} ms bins")
-    stored, units = _behavior_in_cm(behavior or {}, (spikes.shape[0],), notes, time_axis=0)
-    stored = {name: rebin_mean(values[None], factor, axis=1)[0] for name, values in stored.items()}
-    _complete_hand(stored, units, bin_ms, notes, time_axis=0)
+    counts, stored, units, factor = _binned(spikes[None], behavior, bin_ms, source_bin_ms, notes, continuous=True)
+    counts = counts[0]
     start, length = _window_bins(window_ms, bin_ms)
     if onsets is None:
         if "hand_vel" not in stored:
@@ -149,6 +140,23 @@ def from_continuous(spikes, *, bin_ms: float, source_bin_ms: float | None = None
 
 
 # ---------------------------------------------------------------------- rebinning
+def _binned(spikes: np.ndarray, behavior: Behavior | None, bin_ms: float, source_bin_ms: float | None,
+            notes: list[str], *, continuous: bool) -> tuple[np.ndarray, dict, dict, int]:
+    """Spikes (trials, samples, units) summed into ``bin_ms`` bins, and the behaviour in cm averaged into them
+    (per trial (trials, samples, dims), or one continuous (samples, dims)) with a missing hand_pos / hand_vel
+    derived from the other; returns counts, behaviour, units and the rebinning factor."""
+    factor = rebin_factor(bin_ms, source_bin_ms)
+    counts = rebin_counts(spikes, factor, axis=1)
+    if factor > 1:
+        notes.append(f"spikes summed from {source_bin_ms:g} ms into {bin_ms:g} ms bins")
+    time_axis = 0 if continuous else 1
+    leading = (spikes.shape[1],) if continuous else spikes.shape[:2]
+    stored, units = _behavior_in_cm(behavior or {}, leading, notes, time_axis=time_axis)
+    stored = {name: rebin_mean(values, factor, axis=time_axis) for name, values in stored.items()}
+    _complete_hand(stored, units, bin_ms, notes, time_axis=time_axis)
+    return counts, stored, units, factor
+
+
 def rebin_factor(bin_ms: float, source_bin_ms: float | None) -> int:
     """How many source bins make one ``bin_ms`` bin (a whole number)."""
     if not (np.isfinite(bin_ms) and bin_ms > 0):

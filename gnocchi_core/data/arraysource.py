@@ -11,13 +11,7 @@ import h5py
 import numpy as np
 
 from ..errors import DataError
-
-
-def describe(values) -> str:
-    if isinstance(values, list):
-        return f"{len(values)} arrays"
-    values = np.asarray(values)
-    return f"shape {values.shape}, dtype {values.dtype}"
+from .validation import describe, sniff
 
 
 class ArraySource:
@@ -30,7 +24,7 @@ class ArraySource:
         if fmt == "npz":
             if not zipfile.is_zipfile(path):
                 raise DataError("not a NumPy .npz file", expected="a zip of .npy arrays (numpy.savez)",
-                                found=_sniff(path))
+                                found=sniff(path))
             try:
                 self.top = dict(np.load(path, allow_pickle=False))
             except ValueError as err:  # object arrays need pickle, which is refused
@@ -108,8 +102,3 @@ def _h5_value(f: h5py.File, item):
         return "".join(map(chr, np.asarray(data).ravel()))
     return np.asarray(data).T
 
-
-def _sniff(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(16)
-    return f"{path.stat().st_size} bytes starting {head!r}"

@@ -99,9 +99,10 @@ def reach_segments(speed: np.ndarray, *, min_peak: float = 0.3, min_separation: 
     return np.column_stack([starts, stops]).astype(np.int64)
 
 
-def window_index(onsets: np.ndarray, n_samples: int, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+def window_index(onsets: np.ndarray, n_samples, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Sample indices (trials, length) of the windows [onset + start, onset + start + length) that lie
-    inside 0..n_samples, and the mask of the onsets they came from (others leave the recording)."""
+    inside 0..n_samples (one recording's length, or each trial's), and the mask of the onsets they came
+    from (the others leave the recording; an onset of −1 means none was found)."""
     onsets = np.asarray(onsets, dtype=np.int64)
     first = onsets + start
     inside = (onsets >= 0) & (first >= 0) & (first + length <= n_samples)

@@ -95,12 +95,13 @@ def _check_fractions(valid_fraction: float, labelled_test_fraction: float) -> No
                          f"got {valid_fraction} + {labelled_test_fraction}")
 
 
-def _train_valid_split(n: int, valid_fraction: float, seed: int) -> np.ndarray:
-    if not 0 <= valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+def random_split(n: int, valid_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
+    """train/valid/test per trial at random: round(fraction × n) trials to test and to valid."""
+    _check_fractions(valid_fraction, test_fraction)
     split = np.full(n, "train", dtype=object)
-    n_valid = int(round(n * valid_fraction))
-    split[np.random.default_rng(seed).permutation(n)[:n_valid]] = "valid"
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_valid = (int(round(f * n)) for f in (test_fraction, valid_fraction))
+    split[order[:n_test]], split[order[n_test:n_test + n_valid]] = "test", "valid"
     return split
 
 
@@ -165,11 +166,7 @@ def derive_splits(conditions: np.ndarray, *, valid_fraction: float = VALID_FRACT
     if (conditions >= 0).any():
         split, how = stratified_split(conditions, valid_fraction, test_fraction, seed), "stratified by condition_id"
     else:
-        split = np.full(len(conditions), "train", dtype=object)
-        order = np.random.default_rng(seed).permutation(len(conditions))
-        n_test, n_valid = (int(round(f * len(conditions))) for f in (test_fraction, valid_fraction))
-        split[order[:n_test]], split[order[n_test:n_test + n_valid]] = "test", "valid"
-        how = "at random (no conditions)"
+        split, how = random_split(len(conditions), valid_fraction, test_fraction, seed), "at random (no conditions)"
     return split, (f"split derived {how}: valid {valid_fraction:g}, test {test_fraction:g} of the trials, "
                    f"seed {seed}")
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .arrays import from_arrays, from_continuous
+from .arrays import ONSET_WINDOW_MS, from_arrays, from_continuous
 from .arraysource import ArraySource, describe
-from .kinematics import onset_in
+from .kinematics import onset_in, window_index
 from .trialdata import Provenance, TrialData
 
 TRAIN_BIN_MS = 20.0  # default bin width for 0/1 spike trains
@@ -77,7 +77,7 @@ def _build(source: "ArraySource", o: ArrayImport, path: Path) -> TrialData:
     time = _vector(source.get(o.time), o.time) if o.time else None
     if isinstance(spikes, list) or (isinstance(spikes, np.ndarray) and spikes.ndim == 3):
         trials = _trial_list(spikes, o)
-        source_ms, bin_ms = _bin_widths(o, source, trials, time)
+        source_ms, bin_ms = _bin_widths(o, trials, time)
         return _from_trials(trials, behavior, conditions, splits, o, source_ms, bin_ms, provenance)
     if not isinstance(spikes, np.ndarray) or spikes.ndim != 2:
         raise DataError("spikes must be 2-D (continuous), 3-D (trials) or one 2-D array per trial", field=o.spikes,
@@ -87,17 +87,17 @@ def _build(source: "ArraySource", o: ArrayImport, path: Path) -> TrialData:
         raise DataError("a continuous recording's splits are derived per trial", field=o.split,
                         expected="no --split for continuous spikes", found=f"a 2-D spike array {spikes.shape}")
     units_axis = _continuous_units_axis(spikes, o, time, behavior)
-    source_ms, bin_ms = _bin_widths(o, source, spikes, time)
+    source_ms, bin_ms = _bin_widths(o, spikes, time)
     onsets = None
     if o.onsets:
-        onsets = _onset_samples(_vector(source.get(o.onsets), o.onsets), time, source_ms)
+        onsets = _onset_samples(_vector(source.get(o.onsets), o.onsets), time)
     elif o.segment != "speed-onset":
         raise DataError("a continuous recording needs trials to be cut", field=o.spikes,
                         expected="--segment speed-onset (needs hand kinematics) or --onsets KEY",
                         found=f"a 2-D spike array {spikes.shape}")
     return from_continuous(_numeric(spikes, o.spikes), bin_ms=bin_ms, source_bin_ms=source_ms, units_axis=units_axis,
                            behavior={n: (_numeric(v, o.behavior[n][0]), u) for n, (v, u) in behavior.items()},
-                           onsets=onsets, window_ms=o.window_ms or (-200.0, 600.0),
+                           onsets=onsets, window_ms=o.window_ms or ONSET_WINDOW_MS,
                            speed_threshold=o.speed_threshold, conditions=conditions, condition_name=_column(o.condition),
                            n_conditions=o.n_conditions, valid_fraction=o.valid_fraction,
                            test_fraction=o.test_fraction, seed=o.seed, provenance=provenance)
@@ -154,22 +154,22 @@ def _from_trials(trials, behavior, conditions, splits, o: ArrayImport, source_ms
             raise DataError("speed-onset segmentation needs hand kinematics", field="--segment",
                             expected="--behavior hand_pos=KEY or hand_vel=KEY", found="no hand behaviour")
         starts = _trial_onsets(per_trial, source_ms, o.speed_threshold)
-        window = o.window_ms or (-200.0, 600.0)
+        window = o.window_ms or ONSET_WINDOW_MS
         align, where = "move_onset", "movement onset (speed)"
     else:
         starts = np.zeros(n, dtype=np.int64)
         window = o.window_ms or (0.0, float(lengths.min() * source_ms))
         align, where = "trial_start", "trial start"
-    first = starts + int(round(window[0] / source_ms))
     length = int(round((window[1] - window[0]) / source_ms))
-    keep = (starts >= 0) & (first >= 0) & (first + length <= lengths)
+    index, keep = window_index(starts, lengths, int(round(window[0] / source_ms)), length)
     if not keep.any():
         raise DataError("no trial holds the window", field="--window", expected=f"{window[0]:g}..{window[1]:g} ms "
                         f"around {where} inside each trial", found=f"trials of {lengths.min() * source_ms:g}.."
                         f"{lengths.max() * source_ms:g} ms")
     notes.append(f"{n} trials cut to {window[0]:g}..{window[1]:g} ms around {where}"
                  + (f"; {int((~keep).sum())} dropped (too short, or no movement)" if not keep.all() else ""))
-    cut = lambda arrays: np.stack([a[f:f + length] for a, f, k in zip(arrays, first, keep) if k])  # noqa: E731
+    kept = np.flatnonzero(keep)
+    cut = lambda arrays: np.stack([arrays[i][rows] for i, rows in zip(kept, index)])  # noqa: E731
     return from_arrays(cut(trials), bin_ms=bin_ms, source_bin_ms=source_ms, t0_ms=window[0],
                        behavior={name: (cut(values), unit) for name, (values, unit) in per_trial.items()},
                        conditions=None if conditions is None else np.asarray(conditions)[keep],
@@ -215,7 +215,7 @@ def _continuous_units_axis(spikes: np.ndarray, o: ArrayImport, time, behavior) -
     return int(np.argmin(spikes.shape))  # the shorter axis holds the units
 
 
-def _onset_samples(onsets: np.ndarray, time: np.ndarray | None, source_ms: float) -> np.ndarray:
+def _onset_samples(onsets: np.ndarray, time: np.ndarray | None) -> np.ndarray:
     """Onsets as sample indices: times looked up in the time vector, else taken as indices."""
     if time is None:
         if not np.allclose(onsets, np.round(onsets)):
@@ -226,7 +226,7 @@ def _onset_samples(onsets: np.ndarray, time: np.ndarray | None, source_ms: float
 
 
 # ---------------------------------------------------------------------- bin widths
-def _bin_widths(o: ArrayImport, source: "ArraySource", spikes, time=None) -> tuple[float, float]:
+def _bin_widths(o: ArrayImport, spikes, time=None) -> tuple[float, float]:
     """(sample interval, dataset bin width) in ms."""
     binary = _is_binary(spikes)
     if o.source_bin_ms is not None:
@@ -280,14 +280,10 @@ def _vector(values, key: str) -> np.ndarray:
 
 def _labels(values, key: str) -> np.ndarray:
     """One label per trial: strings (MATLAB char arrays or cells) or numbers."""
-    if isinstance(values, list):
-        return np.array([_scalar(v, key) for v in values], dtype=object)
-    values = np.asarray(values)
-    if values.dtype.kind in "OUS" or values.ndim <= 2:
-        return np.array([_scalar(v, key) for v in values.ravel()], dtype=object) if values.dtype.kind in "OUS" \
-            else _vector(values, key)
-    raise DataError("expected one label per trial", field=key, expected="a vector of labels",
-                    found=f"shape {values.shape}")
+    if isinstance(values, list) or np.asarray(values).dtype.kind in "OUS":
+        return np.array([_scalar(v, key) for v in (values if isinstance(values, list) else np.asarray(values).ravel())],
+                        dtype=object)
+    return _vector(values, key)  # numbers: one per trial, in a vector of any orientation
 
 
 def _splits(values, key: str) -> np.ndarray:

@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .kinematics import integrate_velocity
-from .labels import _check_fractions, _train_valid_split, cluster_conditions, reach_labels, stratified_split
+from .labels import _check_fractions, cluster_conditions, random_split, reach_labels, stratified_split
 from .trialdata import Provenance, TrialData, check_shape
 
 NLB_CITATION = (
@@ -145,7 +145,7 @@ def import_nlb(
         split[:n_train] = stratified_split(condition[:n_train], valid_fraction, labelled_test_fraction, seed)
         strata = "stratified by derived condition"
     else:
-        split[:n_train] = _train_valid_split(n_train, valid_fraction, seed)
+        split[:n_train] = random_split(n_train, valid_fraction, 0.0, seed)
         strata = "not stratified (no derived conditions)"
     info.insert(0, "split", split)
     keep = np.ones(n_total, bool)

@@ -27,6 +27,7 @@ import pandas as pd
 from ..errors import DataError
 from .kinematics import speed_onsets, to_cm
 from .trialdata import Provenance, TrialData
+from .validation import sniff
 
 #: Slack when testing whether a window lies inside an observed interval (float seconds).
 _TOL_S = 1e-6
@@ -144,7 +145,7 @@ def _read_file(path: Path) -> _Recording:
     if not path.is_file():
         raise DataError("file not found", path=path)
     if not h5py.is_hdf5(path):
-        raise DataError("not an HDF5 file", path=path, expected="an NWB (HDF5) file", found=_sniff(path))
+        raise DataError("not an HDF5 file", path=path, expected="an NWB (HDF5) file", found=sniff(path))
     with h5py.File(path, "r") as f:
         kind = f.attrs.get("neurodata_type")
     if kind != "NWBFile":
@@ -157,12 +158,6 @@ def _read_file(path: Path) -> _Recording:
         raise err.with_path(path) from None
     except Exception as err:  # pynwb/hdmf raise many types for malformed files
         raise DataError(f"cannot be read as NWB ({type(err).__name__}: {err})", path=path) from None
-
-
-def _sniff(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(16)
-    return f"{path.stat().st_size} bytes starting {head!r}"
 
 
 def _read_recording(nwbfile) -> _Recording:

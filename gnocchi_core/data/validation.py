@@ -8,6 +8,7 @@ what was expected versus found; never a raw TypeError, KeyError or a silently co
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,8 @@ def describe(value) -> str:
         return "null (None)"
     if isinstance(value, dict):
         text = f"an object {value!r}"
+    elif isinstance(value, (list, tuple)) and any(isinstance(v, np.ndarray) for v in value):
+        text = f"a list of {len(value)} arrays"
     elif isinstance(value, (list, tuple)):
         text = f"a list {list(value)!r}"
     elif isinstance(value, (bool, int, float, complex, str, bytes)):
@@ -39,6 +42,13 @@ def describe(value) -> str:
         text = f"a {type(value).__name__}"
     text = " ".join(text.split())  # one line
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def sniff(path) -> str:
+    """What a file that is not what it should be holds: its size and first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    return f"{os.path.getsize(path)} bytes starting {head!r}"
 
 
 # ---------------------------------------------------------------------- scalars

@@ -312,6 +312,19 @@ def read_config(model_dir: str | os.PathLike) -> dict:
     return saved
 
 
+def trained_shapes(models_dir: str | os.PathLike) -> dict[str, tuple]:
+    """(bins, neurons) each model folder in ``models_dir`` was trained on, by folder name, from their
+    config.json (what `explore` and the explorer's pickers match datasets against); {} without a folder."""
+    folder = Path(models_dir)
+    if not folder.is_dir():
+        return {}
+    shapes = {}
+    for model in sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).is_file()):
+        info = read_config(model).get("data", {})
+        shapes[model.name] = (info.get("n_bins"), info.get("n_neurons"))
+    return shapes
+
+
 def load_model(model_dir: str | os.PathLike, device: str = "auto") -> GenerativeModel:
     """A trained model of either kind, ready to `encode` and `generate`."""
     saved = read_config(model_dir)
