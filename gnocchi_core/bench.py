@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -125,40 +126,77 @@ def bench_quality(model_dir: str, data_path: str, *, steps: int | None = None, s
 # ---------------------------------------------------------------------- LFADS: training speed and co-bps
 #: MC_Maze_Small as NLB tensors, in the shared data folder beside the repository.
 DEFAULT_NLB_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mc_maze_small" / "mc_maze_small_full.h5"
-#: Measured on this machine on the same split (NLB train trials → eval trials), for comparison.
-REFERENCE_COBPS = {"lfads-torch (its nlb_mc_maze_small config)": 0.131, "NLB smoothing baseline": 0.116}
-REFERENCE_LFADS_TORCH_S_PER_EPOCH = 1.56
+#: How to make that file where it is missing (nlb_tools' own tensors, from the DANDI train session).
+NLB_RECIPE = ("pip install nlb_tools dandi && dandi download DANDI:000140 && python -c \"import h5py; "
+              "from nlb_tools.nwb_interface import NWBDataset; "
+              "from nlb_tools.make_tensors import make_train_input_tensors as tr, make_eval_input_tensors as ev; "
+              "d = NWBDataset('000140/sub-Jenkins/sub-Jenkins_ses-small_desc-train_behavior+ecephys.nwb'); d.resample(5); "
+              "t = {**tr(d, 'mc_maze_small', 'train', save_file=False, include_behavior=True, include_forward_pred=True), "
+              "**ev(d, 'mc_maze_small', 'val', save_file=False)}; f = h5py.File('mc_maze_small_full.h5', 'w'); "
+              "[f.create_dataset(k, data=v) for k, v in t.items()]\"")
+#: Epochs at the start of a run that speed figures leave out (TorchScript specialises its loops then).
+WARMUP_EPOCHS = 5
 
 
-def eval_trials_as_valid(data):
-    """NLB's 'val' phase, as lfads-torch runs it: the eval trials (split 'test' after `import_nlb`)
-    become the validation trials, the ones early stopping watches and co-bps is measured on."""
-    info = data.trial_info.copy()
-    info.loc[info["split"] == "test", "split"] = "valid"
-    return dataclasses.replace(data, trial_info=info)
+def load_heldout_split(path: str | os.PathLike, *, valid_fraction: float = 0.2, seed: int = 0) -> tuple:
+    """(dataset with train / valid / test trials, description) for scoring co-bps without selection on it.
 
-
-def load_heldout_split(path: str | os.PathLike) -> tuple:
-    """(dataset, split to evaluate co-bps on, description) for an NLB tensor file or a GNOCCHI dataset.
-
-    NLB tensors: all train trials train (``valid_fraction=0``) and the eval trials, with their
-    held-out neurons, validate and are evaluated. A GNOCCHI dataset keeps its splits: train on
-    'train', validate on 'valid', evaluate on 'test' (or 'valid' if it has no test trials).
+    Validation, early stopping and checkpoint selection see only ``valid`` trials, drawn from the
+    trials with known labels; co-bps is scored once, on the ``test`` trials' held-out neurons.
+    - NLB tensor file (``mc_maze_small_full.h5``): the train trials split train / valid
+      (``valid_fraction``, stratified by derived condition, seeded); the eval trials are test.
+    - DANDI NWB train session (``sub-*_desc-train_*.nwb``): binned as nlb_tools makes the MC_Maze
+      tensors (5 ms, −250..450 ms around movement onset); its 'train' trials split train / valid,
+      its 'val' trials are test. (The DANDI test session hides its held-out neurons: it cannot be scored.)
+    - GNOCCHI dataset: its own splits; it needs valid and test trials.
     """
+    from .data.labels import stratified_split
+
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise GnocchiError(f"{path}: file not found (pass --data)")
+        raise GnocchiError(f"{path}: file not found (pass --data; to make MC_Maze_Small's NLB tensor file: "
+                           f"{NLB_RECIPE})")
+    if not h5py.is_hdf5(path):
+        raise GnocchiError(f"{path}: not an HDF5 file: expected NLB tensors, a DANDI NWB train session or a "
+                           "GNOCCHI dataset")
     with h5py.File(path, "r") as f:
-        nlb = "train_spikes_heldin" in f
-    if nlb:
+        kind = "nlb" if "train_spikes_heldin" in f else "nwb" if "units" in f and "intervals" in f else "dataset"
+    if kind == "nlb":
         from .data.nlb import import_nlb
 
-        data = eval_trials_as_valid(import_nlb(path, valid_fraction=0.0))
-        return data, "valid", "NLB 'val' phase: train on the train trials, validate and evaluate on the eval trials"
+        data = import_nlb(path, valid_fraction=valid_fraction, seed=seed)
+        return data, (f"NLB tensors: the {_count(data, 'train', 'valid')} train trials split train/valid "
+                      f"({valid_fraction:g}, seed {seed}) for early stopping and checkpoint selection; "
+                      f"the {_count(data, 'test')} eval trials scored once, at the end")
+    if kind == "nwb":
+        from .data.nwb import import_nwb
+
+        data = import_nwb(path, bin_ms=5.0, window_ms=(-250.0, 450.0))
+        if not data.heldout_neurons.any():
+            raise GnocchiError(f"{path}: no held-out neurons (a DANDI test session keeps them for NLB's server): "
+                               "pass the train session, sub-*_desc-train_behavior+ecephys.nwb")
+        split = data.trial_info["split"].to_numpy()
+        if not (split == "valid").any():
+            raise GnocchiError(f"{path}: no NLB 'val' trials to score (trials table column 'split')")
+        labelled = split == "train"
+        info = data.trial_info.copy()
+        new = np.where(labelled, "train", "test").astype(object)
+        new[labelled] = stratified_split(info["condition_id"].to_numpy()[labelled], valid_fraction, 0.0, seed)
+        info["split"] = new
+        data = dataclasses.replace(data, trial_info=info)
+        return data, (f"DANDI NWB train session, 5 ms bins −250..450 ms around movement onset: its "
+                      f"{_count(data, 'train', 'valid')} 'train' trials split train/valid ({valid_fraction:g}, "
+                      f"seed {seed}); its {_count(data, 'test')} 'val' trials scored once, at the end")
     data = load_dataset(path)
-    has_test = bool((data.trial_info["split"] == "test").any())
-    return data, "test" if has_test else "valid", "dataset splits: train → valid (early stopping) → " + \
-        ("test (co-bps)" if has_test else "valid (co-bps)")
+    for needed in ("train", "valid", "test"):
+        if not _count(data, needed):
+            raise GnocchiError(f"{path}: no '{needed}' trials: co-bps needs train, valid (selection) and test "
+                               "(scoring) trials")
+    return data, "dataset splits: train → valid (early stopping, checkpoint) → test (scored once)"
+
+
+def _count(data, *splits: str) -> int:
+    return int(data.trial_info["split"].isin(splits).sum())
 
 
 def _machine_load() -> str:
@@ -168,25 +206,34 @@ def _machine_load() -> str:
     return f"load average {load:.2f} on {cores} cores ({busy} before the run)"
 
 
-def bench_train_lfads(data_path: str | os.PathLike | None = None, *, epochs: int = 25, warmup: int = 5,
-                      threads: int | None = None, device: str = "cpu") -> dict:
-    """Seconds per training epoch of LFADS at lfads-torch's mc_maze_small sizes (the defaults).
+def _lfads_config(overrides: dict | None, **train):
+    from .models.lfads import LfadsConfig
 
-    75 training trials at batch 64 are two optimisation steps per epoch (64 + 11; the last
-    batch is kept, as lfads-torch's loader keeps it); each epoch also validates on the 25 eval
-    trials and writes checkpoints, as in real training. The first `warmup` epochs (TorchScript
-    specialises the loops during the first calls) are not counted.
-    """
+    overrides = dict(overrides or {})
+    overrides["train"] = {**overrides.get("train", {}), **{k: v for k, v in train.items() if v is not None}}
+    return LfadsConfig.from_dict(overrides)
+
+
+def _epoch_seconds(stamps: list[float], start: float) -> np.ndarray:
+    """Seconds per epoch from end-of-epoch time stamps, warm-up epochs left out (all kept if that leaves none)."""
+    times = np.diff([start] + stamps)
+    return times[WARMUP_EPOCHS:] if len(times) > WARMUP_EPOCHS else times
+
+
+def bench_train_lfads(data_path: str | os.PathLike | None = None, *, epochs: int = 25,
+                      threads: int | None = None, device: str = "cpu") -> dict:
+    """Seconds per training epoch of LFADS at lfads-torch's mc_maze_small sizes (the defaults), on
+    the co-bps split (`load_heldout_split`) with batch 64; each epoch also validates and writes
+    checkpoints, as in real training. The first `WARMUP_EPOCHS` epochs are trained but not counted."""
     import tempfile
 
-    from .models.lfads import LfadsConfig, LfadsModel
+    from .models.lfads import LfadsModel
 
     if threads is not None:
         torch.set_num_threads(threads)
-    data, _, description = load_heldout_split(data_path or DEFAULT_NLB_FILE)
-    config = LfadsConfig()
-    config.train = dataclasses.replace(config.train, epochs=warmup + epochs, patience=10**9)
-    n_train = int((data.trial_info["split"] == "train").sum())
+    data, description = load_heldout_split(data_path or DEFAULT_NLB_FILE)
+    config = _lfads_config(None, epochs=WARMUP_EPOCHS + epochs, patience=10**9)
+    n_train = _count(data, "train")
     steps = -(-n_train // config.train.batch_size)
     print(f"LFADS training speed on {data_path or DEFAULT_NLB_FILE}")
     print(f"  {description}; {n_train} train trials × {data.n_bins} bins, batch {config.train.batch_size} "
@@ -196,44 +243,52 @@ def bench_train_lfads(data_path: str | os.PathLike | None = None, *, epochs: int
         start = time.perf_counter()
         LfadsModel(config, device=device).fit(data, out, progress=False,
                                               on_epoch_end=lambda record: stamps.append(time.perf_counter()))
-    times = np.diff([start] + stamps)[warmup:]
+    times = _epoch_seconds(stamps, start)
     median = float(np.median(times))
     print(f"  median {median:.3f} s/epoch over {len(times)} epochs (min {times.min():.3f}, max {times.max():.3f}); "
-          f"lfads-torch: {REFERENCE_LFADS_TORCH_S_PER_EPOCH} s/epoch; {_machine_load().split(' (')[0]} after")
+          f"{_machine_load().split(' (')[0]} after")
     return {"median_s_per_epoch": median, "epoch_s": times.tolist(), "steps_per_epoch": steps,
             "threads": torch.get_num_threads()}
 
 
 def bench_cobps(data_path: str | os.PathLike, *, epochs: int | None = None, seed: int = 0,
-                out_dir: str | os.PathLike | None = None, device: str = "cpu", progress: bool = True) -> dict:
-    """Train LFADS with the default config and print co-bps on held-out neurons, with the NLB
-    smoothing baseline on the same trials (both scored by `bits_per_spike`)."""
+                config: dict | None = None, out_dir: str | os.PathLike | None = None, device: str = "cpu",
+                progress: bool = True) -> dict:
+    """Train LFADS (its defaults, or with ``config`` overrides) and score co-bps on the test trials'
+    held-out neurons once, beside the NLB smoothing baseline fitted on the train trials (both with
+    `bits_per_spike`). Selection uses only the valid trials (`load_heldout_split`). Returns co-bps,
+    the baseline's, and the median seconds per epoch (validation and checkpoints included)."""
     import tempfile
 
     from .analysis.baselines import smoothing_baseline
     from .analysis.metrics import bits_per_spike
-    from .models.lfads import LfadsConfig, LfadsModel
+    from .models.lfads import LfadsModel
 
-    data, eval_split, description = load_heldout_split(data_path)
+    data, description = load_heldout_split(data_path)
     heldout = data.heldout_neurons
     if not heldout.any():
         raise GnocchiError(f"{data_path}: no held-out neurons to score co-bps on")
-    config = LfadsConfig()
-    config.train = dataclasses.replace(config.train, seed=seed, **({} if epochs is None else {"epochs": epochs}))
-    train, evaluated = data.split("train"), data.split(eval_split)
-    print(f"co-bps on {evaluated.n_trials} {eval_split} trials × {int(heldout.sum())} held-out neurons of {data_path}")
+    lfads_config = _lfads_config(config, seed=seed, epochs=epochs)
+    train, test = data.split("train"), data.split("test")
+    print(f"co-bps on {test.n_trials} test trials × {int(heldout.sum())} held-out neurons of {data_path}")
     print(f"  {description}")
+    stamps: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        model = LfadsModel(config, device=device).fit(data, out_dir or tmp, progress=progress)
-    rates = model.infer(evaluated, seed=seed)["output_params"]
-    result = {"lfads": bits_per_spike(rates[:, :, heldout], evaluated.spikes[:, :, heldout])}
+        start = time.perf_counter()
+        model = LfadsModel(lfads_config, device=device).fit(
+            data, out_dir or tmp, progress=progress, on_epoch_end=lambda record: stamps.append(time.perf_counter()))
+    rates = model.infer(test, seed=seed)["output_params"]
+    lfads = bits_per_spike(rates[:, :, heldout], test.spikes[:, :, heldout])
     _, smoothed = smoothing_baseline(train.spikes[:, :, ~heldout], train.spikes[:, :, heldout],
-                                     evaluated.spikes[:, :, ~heldout], bin_ms=data.bin_ms)
-    result["smoothing"] = bits_per_spike(smoothed, evaluated.spikes[:, :, heldout])
+                                     test.spikes[:, :, ~heldout], bin_ms=data.bin_ms)
+    smoothing = bits_per_spike(smoothed, test.spikes[:, :, heldout])
     best = min(model.history, key=lambda r: r["valid_loss"])
-    print(f"  LFADS (defaults, {len(model.history)} epochs, best at {best['epoch']}, "
-          f"{config.posterior_samples} posterior samples)  co-bps {result['lfads']:.4f}")
-    print(f"  smoothing baseline (60 ms, Poisson GLM α 0.1)           co-bps {result['smoothing']:.4f}")
-    for name, value in REFERENCE_COBPS.items():
-        print(f"  reference: {name:<42} co-bps {value:.3f}")
+    times = _epoch_seconds(stamps, start)
+    result = {"lfads": lfads, "smoothing": smoothing, "s_per_epoch": float(np.median(times)),
+              "epoch_s": times.tolist(), "epochs": len(model.history), "best_epoch": int(best["epoch"]),
+              "stopped": model.stopped, "config": dataclasses.asdict(lfads_config)}
+    print(f"  LFADS ({'defaults' if not config else 'defaults + ' + json.dumps(config)}, {len(model.history)} "
+          f"epochs, best at {best['epoch']} on valid, {lfads_config.posterior_samples} posterior samples)  "
+          f"co-bps {lfads:.4f}; median {result['s_per_epoch']:.3f} s/epoch")
+    print(f"  smoothing baseline (60 ms, Poisson GLM α 0.1)  co-bps {smoothing:.4f}")
     return result

@@ -94,3 +94,77 @@ def trials_npz(path: Path, *, n_trials: int = 160, n_bins: int = 60, n_units: in
     spikes = rng.poisson(rates * 0.01).astype(np.int16)
     np.savez(path, spikes=spikes, hand_pos=hand.astype(np.float32), target=target)
     return path
+
+
+def nlb_tensors(path: Path, *, n_train: int = 40, n_eval: int = 12, n_bins: int = 40, n_heldin: int = 12,
+                n_heldout: int = 4, seed: int = 0, eval_heldout_seed: int | None = None) -> Path:
+    """An NLB tensor file as nlb_tools writes MC_Maze's (`train_*`, `eval_*`, hand velocity in mm/s):
+    Poisson spikes whose rates follow each trial's reach direction; ``eval_heldout_seed`` redraws
+    only the eval trials' held-out spikes (what a benchmark must never select on)."""
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    n = n_train + n_eval
+    angles = rng.choice(np.linspace(0, 2 * np.pi, 4, endpoint=False), n)
+    profile = np.zeros(n_bins)
+    profile[n_bins // 4: n_bins // 4 + n_bins // 2] = np.sin(np.linspace(0, np.pi, n_bins // 2))
+    vel = 300.0 * profile[None, :, None] * np.stack([np.cos(angles), np.sin(angles)], -1)[:, None, :]
+    tuning = rng.normal(size=(2, n_heldin + n_heldout))
+    rates = 0.05 * np.exp(np.clip(vel @ tuning / 300.0, -3, 3))
+    spikes = rng.poisson(rates).astype(np.float32)
+    heldout_eval = spikes[n_train:, :, n_heldin:]
+    if eval_heldout_seed is not None:
+        heldout_eval = np.random.default_rng(eval_heldout_seed).poisson(rates[n_train:, :, n_heldin:]).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f["train_spikes_heldin"] = spikes[:n_train, :, :n_heldin]
+        f["train_spikes_heldout"] = spikes[:n_train, :, n_heldin:]
+        f["train_behavior"] = vel[:n_train].astype(np.float32)
+        f["eval_spikes_heldin"] = spikes[n_train:, :, :n_heldin]
+        f["eval_spikes_heldout"] = heldout_eval
+    return path
+
+
+def nlb_train_session_nwb(path: Path, *, n_trials: int = 48, n_val: int = 12, n_units: int = 10,
+                          n_heldout: int = 3, seed: int = 0) -> Path:
+    """An NWB file in the layout of a DANDI NLB MC_Maze *train* session: units with a bool
+    ``heldout`` column, a trials table with ``move_onset_time`` and ``split`` ('train' / 'val'),
+    ``trial_type``, and hand position / velocity (mm, mm/s) under processing/behavior."""
+    from datetime import datetime, timezone
+
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+    from pynwb.behavior import SpatialSeries
+
+    rng = np.random.default_rng(seed)
+    nwb = NWBFile(session_description="NLB train-session layout", identifier=f"nlb-train-{seed}",
+                  session_start_time=datetime(2021, 1, 1, tzinfo=timezone.utc))
+    starts = 1.0 + 1.5 * np.arange(n_trials)
+    onsets = starts + 0.5
+    kinds = rng.integers(0, 4, n_trials)
+    split = np.array(["train"] * (n_trials - n_val) + ["val"] * n_val)[rng.permutation(n_trials)]
+    end = starts[-1] + 1.5
+    t = np.arange(0, end, 0.001)
+    direction = np.zeros((len(t), 2))
+    for onset, kind in zip(onsets, kinds):
+        inside = (t >= onset) & (t < onset + 0.3)
+        angle = kind * np.pi / 2
+        direction[inside] = np.sin(np.pi * (t[inside] - onset) / 0.3)[:, None] * [np.cos(angle), np.sin(angle)]
+    hand_vel = 300.0 * direction  # mm/s
+    hand_pos = np.cumsum(hand_vel, axis=0) * 0.001
+    nwb.add_unit_column("heldout", "held out in NLB")
+    tuning = rng.normal(size=(n_units, 2))
+    for u in range(n_units):
+        rate = 20.0 * np.exp(np.clip(direction @ tuning[u], -3, 3))  # Hz
+        times = t[rng.random(len(t)) < rate * 0.001]
+        nwb.add_unit(spike_times=times, heldout=u >= n_units - n_heldout, id=u)
+    for name in ("move_onset_time", "split", "trial_type"):
+        nwb.add_trial_column(name, name)
+    for start, onset, kind, s in zip(starts, onsets, kinds, split):
+        nwb.add_trial(start_time=start, stop_time=start + 1.4, move_onset_time=onset, split=str(s),
+                      trial_type=int(kind))
+    behavior = nwb.create_processing_module("behavior", "hand")
+    pos = SpatialSeries(name="hand_pos", data=hand_pos, timestamps=t, reference_frame="screen centre", unit="mm")
+    behavior.add(pos)
+    behavior.add(TimeSeries(name="hand_vel", data=hand_vel, timestamps=pos, unit="mm/s"))
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path

@@ -340,17 +340,3 @@ def test_train_command_reads_lfads_torch_input_and_writes_output(data, tmp_path)
     assert longer.returncode == 0 and "done: 3 epochs" in longer.stdout, longer.stderr
     changed = subprocess.run(resume + ["3", "--seed", "5"], capture_output=True, text=True)
     assert changed.returncode == 2 and "cannot resume" in changed.stderr and "train.seed: 0 → 5" in changed.stderr
-
-
-def test_bench_commands_on_a_small_dataset(data, tmp_path, capsys):
-    from gnocchi_core.bench import bench_cobps, bench_train_lfads
-
-    path = tmp_path / "synth.h5"
-    data.save(path)
-    timing = bench_train_lfads(path, epochs=2, warmup=1)
-    assert timing["steps_per_epoch"] == math.ceil((data.trial_info["split"] == "train").sum() / 64)
-    assert len(timing["epoch_s"]) == 2 and timing["median_s_per_epoch"] > 0
-    result = bench_cobps(path, epochs=2, progress=False)
-    assert set(result) == {"lfads", "smoothing"} and np.isfinite(list(result.values())).all()
-    printed = capsys.readouterr().out
-    assert "s/epoch" in printed and "smoothing baseline" in printed

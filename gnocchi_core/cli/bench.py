@@ -3,6 +3,8 @@ quality, training speed, co-bps). The work is in gnocchi_core.bench; this module
 
 from __future__ import annotations
 
+import os
+
 from .common import add_command, add_device, add_group, new_folder, refuse_inputs
 
 MODEL = "assets/models/gnocchi"
@@ -49,28 +51,41 @@ def register(commands) -> None:
     quality.add_argument("--steps", type=int, help="DDIM steps (default: the model's)")
     add_device(quality)
 
+    sources = (f"NLB tensors ({MAZE}; where it is missing, the error message gives the one-line recipe that "
+               "makes it with nlb_tools), the DANDI NWB train session (sub-Jenkins_ses-small_desc-train_behavior+"
+               "ecephys.nwb, binned as nlb_tools does) or a GNOCCHI dataset with train/valid/test splits")
+    protocol = ("Early stopping and checkpoint selection use a valid split of the train trials only (20%%, "
+                "stratified, seeded); the eval trials are scored once, at the end.")
     train = add_command(
         group, "train", help="training speed (seconds per epoch) of a model", run=_bench_train,
-        description="LFADS at lfads-torch's mc_maze_small sizes on MC_Maze_Small (75 train trials, 140 bins, "
-                    "batch 64): median seconds per epoch, validation and checkpoints included.",
+        description="LFADS at lfads-torch's mc_maze_small sizes (batch 64) on the co-bps split of MC_Maze_Small "
+                    "(60 train, 15 valid trials × 140 bins): median seconds per epoch after 5 warm-up epochs, "
+                    "validation and checkpoints included. " + protocol,
         examples=["gnocchi bench train lfads", "gnocchi bench train lfads --epochs 5 --threads 2",
                   "gnocchi bench train lfads --device cuda"])
     train.add_argument("model", choices=("lfads",), help="the model to time")
-    train.add_argument("--data", help=f"NLB tensor file or GNOCCHI dataset (default: {MAZE})")
+    train.add_argument("--data", help=f"default {MAZE}; also: {sources}")
     train.add_argument("--epochs", type=int, default=25, help="timed epochs (default 25, after 5 warm-up)")
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     add_device(train, "cpu")
 
     cobps = add_command(
-        group, "cobps", help="co-bps of LFADS (default config) and of the NLB smoothing baseline", run=_bench_cobps,
-        description="Train LFADS with its defaults and score held-out neurons' bits per spike (nlb_tools' "
-                    "formula); NLB tensor files: train trials → eval trials, as NLB's 'val' phase.",
+        group, "cobps", help="co-bps of LFADS and of the NLB smoothing baseline on held-out neurons",
+        run=_bench_cobps,
+        description="Train LFADS (defaults, or --config overrides) and score the test trials' held-out neurons' "
+                    "bits per spike (nlb_tools' formula), beside NLB's smoothing baseline. " + protocol +
+                    " With several --seeds: each seed's co-bps, then mean ± sd.",
         examples=[f"gnocchi bench cobps --data {MAZE}",
-                  f"gnocchi bench cobps --data {MAZE} --epochs 100 --out models/lfads_maze"])
-    cobps.add_argument("--data", required=True, help="NLB tensor file (e.g. mc_maze_small_full.h5) or GNOCCHI dataset")
+                  f"gnocchi bench cobps --data {MAZE} --seeds 0 1 2",
+                  f"gnocchi bench cobps --data {MAZE} --config adam.json   "
+                  '# adam.json: {"train": {"warmup_steps": 0, "min_lr_fraction": 1.0, "ema_decay": 0.0}}',
+                  "gnocchi bench cobps --data sub-Jenkins_ses-small_desc-train_behavior+ecephys.nwb"])
+    cobps.add_argument("--data", required=True, help=sources)
     cobps.add_argument("--epochs", type=int, help="maximum LFADS epochs (default: the config's)")
-    cobps.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    cobps.add_argument("--out", help="keep the trained model in this folder")
+    cobps.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED",
+                       help="training seeds, one model each (default 0)")
+    cobps.add_argument("--config", help="JSON file of LfadsConfig fields to override (as `train lfads --config`)")
+    cobps.add_argument("--out", help="keep the trained model(s) in this folder (one subfolder per seed)")
     add_device(cobps, "cpu")
 
 
@@ -94,9 +109,25 @@ def _bench_train(args) -> None:
 
 
 def _bench_cobps(args) -> None:
-    from ..bench import bench_cobps
+    import numpy as np
 
+    from ..bench import bench_cobps
+    from ..models.lfads import LfadsConfig
+    from .common import config_overrides
+
+    inputs = {"--data": args.data, **({"--config": args.config} if args.config else {})}
     if args.out:
-        refuse_inputs({"--out": args.out}, {"--data": args.data})
+        refuse_inputs({"--out": args.out}, inputs)
         new_folder(args.out)
-    bench_cobps(args.data, epochs=args.epochs, seed=args.seed, out_dir=args.out, device=args.device)
+    overrides = config_overrides(args)
+    LfadsConfig.from_dict(overrides, path=args.config)  # a bad --config fails before any training
+    runs = []
+    for seed in args.seeds:
+        out = None if not args.out else os.path.join(args.out, f"seed{seed}" if len(args.seeds) > 1 else "")
+        runs.append(bench_cobps(args.data, epochs=args.epochs, seed=seed, config=overrides or None, out_dir=out,
+                                device=args.device))
+    if len(runs) > 1:
+        values = np.array([r["lfads"] for r in runs])
+        print(f"LFADS: co-bps {values.mean():.4f} ± {values.std(ddof=1):.4f} (mean ± sd over seeds "
+              f"{' '.join(map(str, args.seeds))}: {', '.join(f'{v:.4f}' for v in values)}); smoothing baseline "
+              f"{runs[0]['smoothing']:.4f} (deterministic)")

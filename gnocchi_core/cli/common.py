@@ -146,3 +146,25 @@ def new_folder(path: str, option: str = "--out") -> None:
 
     if Path(path).exists() and not Path(path).is_dir():
         raise OutputError(f"{path}: is a file; {option} names a folder")
+
+
+def config_overrides(args) -> dict:
+    """Config fields from --config (a JSON object), with --epochs and --seed applied on top."""
+    overrides = {}
+    if args.config:
+        from ..errors import ConfigError, GnocchiError
+        from ..models.base import read_json
+
+        overrides = read_json(args.config, ConfigError)
+        if not isinstance(overrides, dict):
+            raise GnocchiError(f"{args.config}: expected a JSON object of config fields, found a "
+                               f"{type(overrides).__name__}")
+        if not isinstance(overrides.get("train", {}), dict):
+            raise GnocchiError(f"{args.config}: field 'train' must be an object of training settings, found "
+                               f"{overrides['train']!r}")
+    train_overrides = overrides.setdefault("train", {})
+    if args.epochs is not None:
+        train_overrides["epochs"] = args.epochs
+    if getattr(args, "seed", None) is not None:
+        train_overrides["seed"] = args.seed
+    return overrides

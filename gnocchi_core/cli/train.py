@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 
 from ..errors import GnocchiError
-from .common import add_command, add_device, add_group, new_folder, refuse_inputs
+from .common import add_command, add_device, add_group, config_overrides, new_folder, refuse_inputs
 
 
 def register(commands) -> None:
@@ -57,28 +57,6 @@ def _add_common(parser, *, model: str, epochs: int) -> None:
                              "loadable model")
 
 
-def _config_overrides(args) -> dict:
-    """Config fields from --config (a JSON object), with --epochs and --seed applied on top."""
-    overrides = {}
-    if args.config:
-        from ..errors import ConfigError
-        from ..models.base import read_json
-
-        overrides = read_json(args.config, ConfigError)
-        if not isinstance(overrides, dict):
-            raise GnocchiError(f"{args.config}: expected a JSON object of config fields, found a "
-                               f"{type(overrides).__name__}")
-        if not isinstance(overrides.get("train", {}), dict):
-            raise GnocchiError(f"{args.config}: field 'train' must be an object of training settings, found "
-                               f"{overrides['train']!r}")
-    train_overrides = overrides.setdefault("train", {})
-    if args.epochs is not None:
-        train_overrides["epochs"] = args.epochs
-    if args.seed is not None:
-        train_overrides["seed"] = args.seed
-    return overrides
-
-
 def _check_out(args) -> None:
     """--out is a folder that is not an input, and it is not trained over by accident."""
     from ..models.base import CONFIG_FILE
@@ -100,7 +78,7 @@ def _fit(args, data, config_class, model_class, what: str, detail: str = ""):
     where; returns the model and its best history record."""
     from ..models.training import resolve_device
 
-    config = config_class.from_dict(_config_overrides(args), path=args.config)
+    config = config_class.from_dict(config_overrides(args), path=args.config)
     print(f"training {what} on {args.data} ({data.n_trials} trials, {data.n_bins} bins, {data.n_neurons} neurons"
           f"{detail}) on {resolve_device(args.device)}")
     model = model_class(config, device=args.device).fit(data, args.out, resume=args.resume,
