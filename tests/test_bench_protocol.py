@@ -102,3 +102,28 @@ def test_mc_maze_small_split(shared_data):
     data, _ = load_heldout_split(shared_data / "mc_maze_small_full.h5")
     counts = data.trial_info["split"].value_counts().to_dict()
     assert counts == {"train": 60, "valid": 15, "test": 25}
+
+
+def test_the_ablations_optimiser_is_lfads_torchs(tmp_path, monkeypatch):
+    """`{"train": {"warmup_steps": 0, "min_lr_fraction": 1.0, "ema_decay": 0.0}}` (the lfads-torch
+    ablation) means a constant learning rate and evaluated weights equal to the trained ones."""
+    from gnocchi_core.data.synthetic import SynthConfig, synthesize
+    from gnocchi_core.models.lfads import LfadsConfig, LfadsModel
+    from gnocchi_core.models.training import Trainer, learning_rate
+
+    overrides = {**TINY, "train": {**TINY["train"], "warmup_steps": 0, "min_lr_fraction": 1.0, "ema_decay": 0.0}}
+    config = LfadsConfig.from_dict(overrides)
+    assert {learning_rate(step, 100, config.train) for step in (0, 1, 50, 99)} == {config.train.lr}
+    data = synthesize(SynthConfig(n_trials=40, n_neurons=8, n_heldout_neurons=2, grid=2, seed=0))
+    model = LfadsModel(config, device="cpu")
+    seen = []
+    original = Trainer.best_module
+
+    def spy(trainer):
+        seen.append({k: (v.clone(), trainer.ema.module.state_dict()[k]) for k, v in trainer.module.state_dict().items()})
+        return original(trainer)
+
+    monkeypatch.setattr(Trainer, "best_module", spy)
+    model.fit(data, tmp_path / "m", progress=False)
+    for key, (raw, averaged) in seen[0].items():
+        assert torch.equal(raw, averaged), key
