@@ -232,11 +232,10 @@ def stage(text: str) -> None:
 
 
 def load_split(path):
-    """`gnocchi_core.bench.load_heldout_split` (2- or 3-tuple), checked to be the train/valid/test split."""
+    """`gnocchi_core.bench.load_heldout_split`, checked to be the train/valid/test split."""
     from gnocchi_core.bench import load_heldout_split
 
-    out = load_heldout_split(path)
-    data, description = (out[0], out[-1])
+    data, description = load_heldout_split(path)
     split = split_of(data)
     for s in ("train", "valid", "test"):
         if not (split == s).any():
