@@ -1,8 +1,12 @@
 """`gnocchi train gnocchi|lfads`: train a model on a dataset. Checkpoints go to --out, so --resume
-continues a killed run and --max-minutes bounds a run's time while still leaving a loadable model."""
+continues a killed run and --max-minutes bounds a run's time while still leaving a loadable model.
+--devices N trains the one model data-parallel on N processes (models/distributed.py), which this
+command starts itself, or which torchrun started (``torchrun --nproc_per_node N -m gnocchi_core.cli
+train ...``)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -20,7 +24,8 @@ def register(commands) -> None:
                     "stopped. --max-minutes ends a run early, keeping the best weights so far.",
         examples=["gnocchi train gnocchi --data demo.h5 --out models/gnocchi_demo --max-minutes 5",
                   "gnocchi train lfads --data demo.h5 --out models/lfads_demo --max-minutes 5",
-                  "gnocchi train gnocchi --data demo.h5 --out models/gnocchi_demo --resume"],
+                  "gnocchi train gnocchi --data demo.h5 --out models/gnocchi_demo --resume",
+                  "gnocchi train lfads --data demo.h5 --out models/lfads_demo --devices 2 --device cuda"],
         title="models", metavar="MODEL")
     gnocchi = add_command(
         models, "gnocchi", help="the code-conditioned diffusion model", run=_train_gnocchi,
@@ -49,12 +54,48 @@ def _add_common(parser, *, model: str, epochs: int) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--config", help=f"JSON file of {model} fields to override")
     add_device(parser)
+    parser.add_argument("--devices", type=_processes, metavar="N",
+                        help="train on N processes, data-parallel: N GPUs with --device cuda (rank r on cuda:r), "
+                             "else N CPU processes (default 1; under torchrun, omit it or repeat its process count)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (the epoch count may change)")
     parser.add_argument("--force", action="store_true", help="train a new model over the one (or the interrupted run) "
                         "in --out")
     parser.add_argument("--max-minutes", type=float, metavar="M",
                         help="stop cleanly after M minutes of training and keep the best weights so far as a "
                              "loadable model")
+
+
+def _processes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes ≥ 1, got {text!r}")
+    return value
+
+
+def _on_devices(args, train, check=None) -> None:
+    """Run ``train(args, device)`` here, or as every rank of --devices N processes started here, or as
+    this process's rank of a torchrun world; --out (and ``check(args)``) are checked before any rank starts."""
+    from ..models import distributed
+
+    _check_out(args)
+    if check is not None:
+        check(args)
+    size, start_here = distributed.requested_world(getattr(args, "devices", None))
+    device = distributed.check_device(args.device, size) if size > 1 else args.device
+    if start_here:
+        distributed.launch(_rank, (args, train, device), size, device)
+    else:
+        _rank(args, train, device)
+
+
+def _rank(args, train, device: str) -> None:
+    from ..models import distributed
+
+    with distributed.session(device) as here:
+        train(args, here)
 
 
 def _check_out(args) -> None:
@@ -73,16 +114,21 @@ def _check_out(args) -> None:
         raise GnocchiError(f"{args.out}: holds an interrupted run; --resume continues it, --force starts over")
 
 
-def _fit(args, data, config_class, model_class, what: str, detail: str = ""):
-    """Train ``model_class`` (its config from --config, --epochs, --seed) on ``data`` into --out, saying what and
-    where; returns the model and its best history record."""
+def _fit(args, device: str, data, config_class, model_class, what: str, detail: str = ""):
+    """Train ``model_class`` (its config from --config, --epochs, --seed) on ``data`` into --out on ``device``
+    (this rank's), saying what and where; returns the model and its best history record."""
+    from ..models import distributed
     from ..models.training import resolve_device
 
     config = config_class.from_dict(config_overrides(args), path=args.config)
-    print(f"training {what} on {args.data} ({data.n_trials} trials, {data.n_bins} bins, {data.n_neurons} neurons"
-          f"{detail}) on {resolve_device(args.device)}")
-    model = model_class(config, device=args.device).fit(data, args.out, resume=args.resume,
-                                                        max_minutes=args.max_minutes)
+    world = distributed.World()
+    where = resolve_device(device) if world.size == 1 else \
+        f"{world.size} processes ({'gloo, cpu' if device == 'cpu' else 'nccl, cuda:0-' + str(world.size - 1)})"
+    if world.is_main:
+        print(f"training {what} on {args.data} ({data.n_trials} trials, {data.n_bins} bins, {data.n_neurons} neurons"
+              f"{detail}) on {where}", flush=True)
+    model = model_class(config, device=device).fit(data, args.out, resume=args.resume,
+                                                   max_minutes=args.max_minutes)
     return model, min(model.history, key=lambda r: r["valid_loss"])
 
 
@@ -92,26 +138,41 @@ def _done(model, best: dict, tail: str = "") -> str:
 
 
 def _train_gnocchi(args) -> None:
+    _on_devices(args, _gnocchi_on)
+
+
+def _gnocchi_on(args, device: str) -> None:
     from ..data import load_dataset
+    from ..models import distributed
     from ..models.gnocchi import GnocchiConfig, GnocchiModel
 
-    _check_out(args)
-    model, best = _fit(args, load_dataset(args.data), GnocchiConfig, GnocchiModel, "GNOCCHI")
-    print(_done(model, best, f"; model in {args.out}"))
+    model, best = _fit(args, device, load_dataset(args.data), GnocchiConfig, GnocchiModel, "GNOCCHI")
+    if distributed.is_main():
+        print(_done(model, best, f"; model in {args.out}"))
 
 
 def _train_lfads(args) -> None:
-    from ..data import load_dataset
-    from ..data.lfads_h5 import import_lfads
-    from ..models.lfads import LfadsConfig, LfadsModel, write_lfads_output
+    _on_devices(args, _lfads_on, check=_data_exists)
 
-    _check_out(args)
+
+def _data_exists(args) -> None:
     if not os.path.isfile(args.data):
         raise FileNotFoundError(f"{args.data}: file not found")
+
+
+def _lfads_on(args, device: str) -> None:
+    from ..data import load_dataset
+    from ..data.lfads_h5 import import_lfads
+    from ..models import distributed
+    from ..models.lfads import LfadsConfig, LfadsModel, write_lfads_output
+
     with h5py.File(args.data, "r") if h5py.is_hdf5(args.data) else open(os.devnull) as f:
         lfads_input = isinstance(f, h5py.File) and "train_encod_data" in f
     data = import_lfads(args.data, bin_ms=args.bin_ms) if lfads_input else load_dataset(args.data)
-    model, best = _fit(args, data, LfadsConfig, LfadsModel, "LFADS", f", {int(data.heldout_neurons.sum())} held out")
+    model, best = _fit(args, device, data, LfadsConfig, LfadsModel, "LFADS",
+                       f", {int(data.heldout_neurons.sum())} held out")
+    if not distributed.is_main():
+        return
     heldout = f", held-out neurons {best['valid_heldout_bps']:.4f} bits/spike" if "valid_heldout_bps" in best else ""
     output = Path(args.out) / f"lfads_output_{Path(args.data).stem}.h5"
     write_lfads_output(model, data, output)

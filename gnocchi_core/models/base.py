@@ -28,8 +28,9 @@ from ..atomic import atomic_path
 from ..data.trialdata import TrialData
 from ..data.validation import ANY, POSITIVE, as_array, as_integer, as_number, at_least, check_counts, describe
 from ..errors import DataError, GnocchiError, ModelFileError
+from . import distributed
 from .priors import CodeMixture
-from .training import LAST, TimeBudget, Trainer, TrainConfig, load_checkpoint, resolve_device
+from .training import LAST, TimeBudget, Trainer, TrainConfig, load_checkpoint, record_run, resolve_device
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
 
@@ -105,6 +106,14 @@ class ModelFolder:
         return train, data.subset(trials=(split == "valid").to_numpy())
 
     @staticmethod
+    def _record_run(out_dir: Path, run: dict, resume: bool) -> None:
+        """`training.record_run`, by rank 0 alone when training on several processes; the others
+        wait until it has checked (and cleaned) the folder."""
+        if distributed.is_main():
+            record_run(out_dir, run, resume)
+        distributed.barrier()
+
+    @staticmethod
     def _budget(max_minutes: float | None) -> TimeBudget | None:
         """The wall-clock budget of a fit, starting now (None: no budget)."""
         return None if max_minutes is None else TimeBudget.starting_now(max_minutes)
@@ -124,12 +133,13 @@ class ModelFolder:
 
         On Ctrl-C the folder is finished the same way with the best weights so far, when an epoch
         has been validated, and the interrupt is re-raised: the folder loads, and ``last.pt`` is left
-        as the last checkpoint wrote it, so a resume continues exactly."""
+        as the last checkpoint wrote it, so a resume continues exactly. On several processes only rank 0
+        finishes the folder (the others are not interrupted: see `distributed`)."""
         trainer = self._trainer(self.net, self.config.train, out_dir, resume, progress)
         try:
             trainer.fit(train, valid, on_epoch_end=on_epoch_end, budget=budget)
         except KeyboardInterrupt:
-            if trainer.best_epoch < 0:
+            if trainer.best_epoch < 0 or not distributed.is_main():
                 raise
             print(f"interrupted: saving the best weights so far (epoch {trainer.best_epoch}) to {out_dir}",
                   file=sys.stderr)
@@ -143,7 +153,10 @@ class ModelFolder:
         return self
 
     def _finish_fit(self, train: TrialData, out_dir: Path):
-        """Fit the code mixture prior on the training codes and save the model folder."""
+        """Fit the code mixture prior on the training codes and save the model folder (rank 0's job,
+        on several processes: the others return the trained network without a prior)."""
+        if not distributed.is_main():
+            return self
         self.mixture = CodeMixture.fit(self.encode(train), self.config.prior_components, self.config.train.seed)
         self.save(out_dir)
         return self

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_path, remove_orphans
 from ..data.validation import FRACTION, NON_NEGATIVE, POSITIVE, SEED, UNIT, at_least
 from ..errors import ArgumentError, GnocchiError, ModelFileError
+from .distributed import World
 from .validation import check_config
 
 LAST, BEST = "last.pt", "best.pt"
@@ -220,15 +221,22 @@ def _differences(before, now, prefix: str = "") -> list[str]:
 
 
 class Trainer:
-    """Fit ``module`` on tensors (trials first); validation, EMA, checkpoints and resume included."""
+    """Fit ``module`` on tensors (trials first); validation, EMA, checkpoints and resume included.
+
+    In a process group of several ranks (`distributed.session`) it trains data-parallel: each rank
+    takes its share of every batch and the gradients are summed over the ranks (`distributed.World`);
+    every rank validates and keeps the EMA alike, rank 0's numbers and stopping decision rule, and
+    only rank 0 writes checkpoints or shows progress."""
 
     def __init__(self, module: nn.Module, config: TrainConfig, out_dir: str | os.PathLike,
                  device: torch.device, progress: bool = True, valid_seed: int = 12345):
+        self.world = World()
         self.module = module.to(device)
+        self.world.broadcast_module(self.module)  # every rank starts from rank 0's weights
         self.config = config
         self.out_dir = Path(out_dir)
         self.device = device
-        self.progress = progress
+        self.progress = progress and self.world.is_main
         self.valid_seed = valid_seed
         self.ema = AveragedModel(self.module, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
                                  use_buffers=True)
@@ -242,6 +250,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         #: why training ended: "epoch budget", "early stopping", "time budget of M min", "interrupted"
         self.stopped: str | None = None
+        self.world.decorrelate_rng()
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict:
@@ -257,7 +266,7 @@ class Trainer:
         }
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        return state
+        return state | self.world.rng_states()  # every rank's stream, when distributed (a collective)
 
     def restore(self, path: str | os.PathLike) -> None:
         """Continue from ``last.pt``: weights, optimiser, RNG streams and counters."""
@@ -274,6 +283,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"].cpu())
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        self.world.restore_rng(state)
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_valid, self.best_epoch = float(state["best_valid"]), int(state["best_epoch"])
         self.history = list(state["history"])
@@ -302,6 +312,7 @@ class Trainer:
             raise
         finally:
             bar.close()
+        self.world.barrier()  # every rank ends once rank 0 has written its checkpoints
         return self.history
 
     def _epochs(self, train, valid, total_steps: int, on_epoch_end, budget: TimeBudget | None, bar) -> None:
@@ -312,31 +323,37 @@ class Trainer:
             sums: dict[str, float] = {}
             order = torch.randperm(n, generator=self.generator).to(self.device)
             for start in range(0, n, cfg.batch_size):
-                batch = [t[order[start:start + cfg.batch_size]] for t in train]
+                rows, count, share = self.world.shard(order[start:start + cfg.batch_size])
+                batch = [t[rows] for t in train]
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(self.step, total_steps, cfg)
                 losses = self.module.losses(batch)
                 self.optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
+                (losses["loss"] if share is None else losses["loss"] * share).backward()
+                self.world.sum_gradients(self.module)  # the whole batch's gradient, on every rank
                 if cfg.grad_clip:
                     nn.utils.clip_grad_norm_(self.module.parameters(), cfg.grad_clip)
                 self.optimizer.step()
                 self.ema.update_parameters(self.module)
                 self.step += 1
                 for key, value in losses.items():
-                    sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(batch[0])
-            record = {f"train_{k}": v / n for k, v in sums.items()}
+                    sums[key] = sums.get(key, 0.0) + float(value.detach()) * count
+            record = {f"train_{k}": v / n for k, v in self.world.sum_values(sums, self.device).items()}
             record.update({f"valid_{k}": v for k, v in self.validate(valid).items()})
             record.update(epoch=self.epoch, lr=self.optimizer.param_groups[0]["lr"])
+            record = self.world.from_main(record)
             self.history.append(record)
             self.epoch += 1
             if record["valid_loss"] < self.best_valid:  # saved first: best_epoch ≥ 0 means best.pt exists
-                save_checkpoint({"ema": self.ema.module.state_dict(), "epoch": self.epoch - 1,
-                                 "valid_loss": record["valid_loss"]}, self.out_dir / BEST)
+                if self.world.is_main:
+                    save_checkpoint({"ema": self.ema.module.state_dict(), "epoch": self.epoch - 1,
+                                     "valid_loss": record["valid_loss"]}, self.out_dir / BEST)
                 self.best_valid, self.best_epoch = record["valid_loss"], self.epoch - 1
-            self.stopped = self._stop_reason(budget)
+            self.stopped = self.world.from_main(self._stop_reason(budget))  # rank 0's clock decides
             if self.epoch % cfg.checkpoint_every == 0 or self.stopped is not None:
-                save_checkpoint(self.state(), self.out_dir / LAST)
+                state = self.state()
+                if self.world.is_main:
+                    save_checkpoint(state, self.out_dir / LAST)
             if on_epoch_end is not None:
                 on_epoch_end(record)
             left = {} if budget is None else {"left": "{}:{:02d}".format(*divmod(int(max(0, budget.seconds_left())),

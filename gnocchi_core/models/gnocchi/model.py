@@ -57,7 +57,7 @@ from ...data.trialdata import TrialData
 from ...data.validation import FRACTION, NON_NEGATIVE, POSITIVE, as_number, at_least, describe
 from ...errors import ArgumentError, ConfigError, ModelFileError
 from ..base import CONFIG_FILE, Generated, ModelFolder, poisson_spikes, trial_counts
-from ..training import LAST, TRAIN_RULES, TimeBudget, TrainConfig, record_run, load_weights
+from ..training import LAST, TRAIN_RULES, TimeBudget, TrainConfig, load_weights
 from ..validation import Even, check_choice, check_codes, check_count, check_guidance, check_noise, check_seed, \
     check_steps, check_config, from_dict
 from .diffusion import PREDICTIONS, NoiseSchedule, ddim_sample, ddpm_sample
@@ -243,8 +243,8 @@ class GnocchiModel(ModelFolder):
         budget = self._budget(max_minutes)
         train, valid = self._training_splits(data)
         self.preprocessing = Preprocessing(sigma_ms=cfg.sigma_ms, sqrt=cfg.sqrt).fit(train.spikes, data.bin_ms)
-        record_run(out_dir, {"config": self._config_dict(), "data": self.data_info,
-                             "preprocessing": self.preprocessing.to_dict()}, resume)
+        self._record_run(out_dir, {"config": self._config_dict(), "data": self.data_info,
+                                   "preprocessing": self.preprocessing.to_dict()}, resume)
         if cfg.space == "latent":
             share = min(0.5, cfg.ae_epochs / max(1, cfg.ae_epochs + cfg.train.epochs))
             self.autoencoder = self._fit_autoencoder(train, valid, out_dir, resume, progress, on_epoch_end,

@@ -55,7 +55,7 @@ from ...data.trialdata import TrialData
 from ...data.validation import FRACTION, NON_NEGATIVE, POSITIVE, Range, as_integer, at_least
 from ...errors import ArgumentError, DataError
 from ..base import Generated, ModelFolder, poisson_spikes, trial_counts
-from ..training import TRAIN_RULES, TrainConfig, record_run, load_weights
+from ..training import TRAIN_RULES, TrainConfig, load_weights
 from ..validation import check_choice, check_codes, check_count, check_guidance, check_noise, check_seed, \
     check_steps, check_config, from_dict
 from .modules import Decoder, Encoder, FanInLinear
@@ -323,7 +323,7 @@ class LfadsModel(ModelFolder):
         budget = self._budget(max_minutes)
         train, valid = self._training_splits(data)
         self.net = LfadsNet(self.config, data.n_neurons, data.n_bins, data.heldout_neurons)
-        record_run(out_dir, {"kind": self.kind, "config": self._config_dict(), "data": self.data_info}, resume)
+        self._record_run(out_dir, {"kind": self.kind, "config": self._config_dict(), "data": self.data_info}, resume)
         return self._train_net(train, [_counts(train.spikes)], [_counts(valid.spikes)], out_dir, resume, progress,
                                on_epoch_end, budget)
 
