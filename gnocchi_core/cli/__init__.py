@@ -8,14 +8,14 @@ import argparse
 import sys
 
 from ..errors import GnocchiError
-from . import assets, bench, data, evaluate, explore, generate, train
+from . import assets, bench, data, evaluate, explore, generate, sweep, train
 from .common import EXIT_USER_ERROR, Parser, epilog, package_version, wrap
 from .data import summarize
 
 __all__ = ["main", "summarize"]
 
 # the order of `gnocchi --help`
-MODULES = (data, train, explore, bench, evaluate, generate, assets)
+MODULES = (data, train, sweep, explore, bench, evaluate, generate, assets)
 
 
 def main(argv: list[str] | None = None) -> int:
