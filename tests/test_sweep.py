@@ -2,8 +2,9 @@
 
 Without Ray: the one-line install hint, and `gnocchi --help` never importing Ray. With Ray: the search
 space's grammar and its errors, the output folder's refusals, PBT's clone of another trial's weights,
-4-trial sweeps of each model on a local runtime (results.csv, best, every trial folder loads), and a
-killed sweep finished by --resume without retraining what was done. The sweeps run on 2 CPUs, one
+4-trial sweeps of each model on a local runtime (results.csv, best, every trial folder loads), a sweep
+joining a Ray cluster started with `ray start --head` (--address), and a killed sweep finished by --resume
+without retraining what was done. The sweeps run on 2 CPUs, one
 torch thread per trial (the runtime's workers get OMP_NUM_THREADS=1 and set torch's threads).
 """
 
@@ -140,6 +141,8 @@ def test_space_grammar():
         (0.25, 6, 1e-3, 7, 32)
     assert config.train.batch_size == 64  # LFADS's own training defaults under the overrides
     assert parsed.domains["fac_dim"].clip(7.2) == 6 and parsed.domains["dropout_rate"].clip(0.72) == 0.6
+    assert parsed.domains["kl_ic_scale"].clip(8e-6) == 1e-5 and parsed.domains["kl_ic_scale"].clip(1e-4) == 1e-4
+    assert parsed.mutations()["kl_ic_scale"] == [1e-5, 1e-4]  # PBT moves along the list, never multiplies it off
     if HAS_RAY:
         from ray import tune
 
@@ -286,6 +289,34 @@ def test_gnocchi_asha_sweep_of_4_trials(data, tmp_path, capsys):
     rows = check_sweep(out, "gnocchi", ["dropout", "train.lr"], "min", "valid_rec")
     for row in rows:  # trained to the budget, or stopped by ASHA at a milestone (1 or 3 epochs)
         assert row["stopped"] in ("epoch budget", f"stopped by ASHA at epoch {row['epochs']}")
+
+
+@needs_ray
+def test_sweep_joins_a_running_ray_cluster_with_address(data, tmp_path, capsys):
+    """The README's cluster command on one machine: `ray start --head`, then the sweep with --address."""
+    import shutil
+
+    from gnocchi_core.models.distributed import free_port
+
+    ray_cli = Path(sys.executable).with_name("ray")
+    ray_cli = str(ray_cli) if ray_cli.is_file() else shutil.which("ray")
+    port = free_port()
+    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray_cli, "start", "--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard",
+                    "false", "--disable-usage-stats"], check=True, capture_output=True, env=env, timeout=180)
+    try:
+        path = space(tmp_path, LFADS_TINY, LFADS_SEARCH, {"lr": LR})
+        out = tmp_path / "cluster"
+        argv = sweep_args("lfads", data, path, out, 2, "--epochs", "2", "--scheduler", "none",
+                          "--address", f"127.0.0.1:{port}")
+        del argv[argv.index("--cpus"):argv.index("--cpus") + 2]  # the cluster has its own size
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert f"Ray cluster at 127.0.0.1:{port}: 2 CPUs, 0 GPUs; up to 2 trials at a time" in printed
+        check_sweep(out, "lfads", ["dropout_rate", "cd_rate", "kl_ic_scale", "train.lr"], "max", "valid_heldout_bps",
+                    trials=2)
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=180)
 
 
 @needs_ray

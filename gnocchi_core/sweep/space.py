@@ -91,9 +91,21 @@ class Domain:
             return tune.randint(self.args[0], self.args[1] + 1)
         return tune.choice(list(self.args))
 
+    def to_mutation(self):
+        """What population-based training perturbs: Ray multiplies a numeric domain's value by 0.8 or 1.2
+        (or redraws it); a choice is given as its list, so Ray moves to a neighbouring value (or redraws)
+        instead of multiplying it off the list."""
+        return list(self.args) if self.kind == "choice" else self.to_tune()
+
     def clip(self, value):
-        """``value`` inside the domain (population-based training multiplies values by 0.8 or 1.2)."""
+        """``value`` inside the domain (population-based training multiplies values by 0.8 or 1.2): a number
+        clipped to [lo, hi], a choice snapped to the nearest listed value."""
         if self.kind == "choice":
+            if value in self.args:
+                return value
+            numbers = [v for v in self.args if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+                return min(numbers, key=lambda v: abs(v - value))
             return value
         lo, hi = self.args
         value = min(max(value, lo), hi)
@@ -126,7 +138,7 @@ class SearchSpace:
 
     def mutations(self) -> dict:
         """Population-based training's ``hyperparam_mutations``: the perturbable fields' domains, nested."""
-        return _nest({key: self.domains[key].to_tune() for key in self.perturbable()})
+        return _nest({key: self.domains[key].to_mutation() for key in self.perturbable()})
 
     def overrides(self, sampled: dict, epochs: int | None = None) -> dict:
         """The config overrides of one trial: the fixed values, the sampled ones (nested, as Ray gives a
