@@ -84,3 +84,11 @@ class ArgumentError(GnocchiValueError):
 class OutputError(GnocchiError, OSError):
     """An output cannot be written where asked (a folder where a file belongs, no permission, an input in
     the way): the message names the path and what to do instead."""
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line, as the CLI prints it: a file error as "path: why", a multi-line
+    message from a library joined with ' / '."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+    return " / ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__

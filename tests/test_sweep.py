@@ -229,7 +229,7 @@ def test_pbt_clone_continues_another_trials_run_with_its_own_config(data, tmp_pa
     """A trial that clones another gets that trial's training state and resumes it with its perturbed config."""
     from gnocchi_core.models.lfads import LfadsModel
     from gnocchi_core.sweep import parse_space, trial
-    from gnocchi_core.sweep.runner import load_data
+    from gnocchi_core.data.lfads_h5 import load_training_data as load_data
 
     tiny = parse_space(LFADS_TINY | {"train": LFADS_TINY["train"] | {"checkpoint_every": 2}}, "lfads")
     dataset = load_data(data)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import GnocchiError
+from ..errors import GnocchiError, one_line
 from . import assets, bench, data, evaluate, explore, generate, sweep, train
 from .common import EXIT_USER_ERROR, Parser, epilog, package_version, wrap
 from .data import summarize
@@ -28,21 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = args.run(args)
     except (GnocchiError, ValueError) as err:
-        print(f"gnocchi: error: {_one_line(err)}", file=sys.stderr)
+        print(f"gnocchi: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as err:  # a file that cannot be read or written: its path and why, no traceback
         where = f"{err.filename}: " if err.filename else ""
-        print(f"gnocchi: error: {where}{err.strerror or _one_line(err)}", file=sys.stderr)
+        print(f"gnocchi: error: {where}{err.strerror or one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("gnocchi: interrupted", file=sys.stderr)
         return 130
     return status if isinstance(status, int) else 0
-
-
-def _one_line(err: Exception) -> str:
-    """The error's message on one line (a multi-line message from a library joined with ' / ')."""
-    return " / ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:

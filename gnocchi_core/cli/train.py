@@ -10,7 +10,6 @@ import argparse
 import os
 from pathlib import Path
 
-import h5py
 
 from ..errors import GnocchiError
 from .common import add_command, add_device, add_group, config_overrides, new_folder, refuse_inputs
@@ -161,14 +160,11 @@ def _data_exists(args) -> None:
 
 
 def _lfads_on(args, device: str) -> None:
-    from ..data import load_dataset
-    from ..data.lfads_h5 import import_lfads
+    from ..data.lfads_h5 import load_training_data
     from ..models import distributed
     from ..models.lfads import LfadsConfig, LfadsModel, write_lfads_output
 
-    with h5py.File(args.data, "r") if h5py.is_hdf5(args.data) else open(os.devnull) as f:
-        lfads_input = isinstance(f, h5py.File) and "train_encod_data" in f
-    data = import_lfads(args.data, bin_ms=args.bin_ms) if lfads_input else load_dataset(args.data)
+    data = load_training_data(args.data, bin_ms=args.bin_ms)
     model, best = _fit(args, device, data, LfadsConfig, LfadsModel, "LFADS",
                        f", {int(data.heldout_neurons.sum())} held out")
     if not distributed.is_main():

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..atomic import atomic_path
 from ..errors import DataError
-from .trialdata import SPLITS, Provenance, TrialData, check_shape
+from .trialdata import SPLITS, Provenance, TrialData, check_shape, load_dataset
 from .validation import POSITIVE, as_integer, as_number, as_text, at_least, describe
 
 
@@ -64,6 +64,20 @@ def export_lfads(data: TrialData, path: str | os.PathLike) -> None:
                 _dataset(f, f"{split}_truth", data.rates[inds][:, :, order])
             if data.latents is not None:
                 _dataset(f, f"{split}_latents", data.latents[inds])
+
+
+def is_lfads_input(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an lfads-torch input file (HDF5 holding ``train_encod_data``)."""
+    if not (os.path.isfile(path) and h5py.is_hdf5(path)):
+        return False
+    with h5py.File(path, "r") as f:
+        return "train_encod_data" in f
+
+
+def load_training_data(path: str | os.PathLike, bin_ms: float | None = None) -> TrialData:
+    """What a model trains on: an lfads-torch input file (`import_lfads`, ``bin_ms`` for files gnocchi did
+    not write) or a GNOCCHI dataset (`load_dataset`)."""
+    return import_lfads(path, bin_ms=bin_ms) if is_lfads_input(path) else load_dataset(path)
 
 
 def import_lfads(path: str | os.PathLike, *, bin_ms: float | None = None, t0_ms: float = 0.0) -> TrialData:

@@ -24,7 +24,7 @@ import numpy as np
 
 import torch
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_json
 from ..data.trialdata import TrialData
 from ..data.validation import ANY, POSITIVE, as_array, as_integer, as_number, at_least, check_counts, describe
 from ..errors import DataError, GnocchiError, ModelFileError
@@ -177,8 +177,7 @@ class ModelFolder:
         config = {"kind": self.kind, "format_version": self.format_version, "config": self._config_dict(),
                   **self._extra_config(), "data": self.data_info, "epochs_trained": len(self.history),
                   "stopped": self.stopped, "last_epoch": dict(self.history[-1]) if self.history else {}}
-        with atomic_path(model_dir / CONFIG_FILE) as tmp:
-            tmp.write_text(json.dumps(config, indent=1))
+        write_json(model_dir / CONFIG_FILE, config)
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, device: str = "auto"):

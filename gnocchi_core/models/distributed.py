@@ -52,7 +52,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.std import tqdm
 
-from ..errors import GnocchiError
+from ..errors import GnocchiError, one_line
 
 TIMEOUT_S = float(os.environ.get("GNOCCHI_DIST_TIMEOUT", 600))
 GRACE_S = 30.0  # how long rank 0 may take to finish on its own once another rank has failed
@@ -381,10 +381,3 @@ def _raise_failure(processes, reports: Path) -> None:
     code = failed[first]
     how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
     raise GnocchiError(f"rank {first} of {len(processes)} {how}")
-
-
-def one_line(err: BaseException) -> str:
-    """An error's message on one line, as the CLI prints it."""
-    if isinstance(err, OSError) and err.strerror:
-        return f"{err.filename}: {err.strerror}" if err.filename else err.strerror
-    return " / ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__

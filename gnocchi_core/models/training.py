@@ -30,7 +30,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_path, remove_orphans
+from ..atomic import atomic_path, remove_orphans, write_json
 from ..data.validation import FRACTION, NON_NEGATIVE, POSITIVE, SEED, UNIT, at_least
 from ..errors import ArgumentError, GnocchiError, ModelFileError
 from .distributed import World
@@ -180,8 +180,7 @@ def record_run(out_dir: str | os.PathLike, run: dict, resume: bool) -> None:
             shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
             raise GnocchiError(f"{out_dir}: cannot resume: this run differs from the interrupted one ({shown}); "
                                f"resume with the same settings (see {path}) or train into a new folder")
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(run, indent=1))
+    write_json(path, run)
 
 
 def clean_folder(out_dir: str | os.PathLike) -> int:

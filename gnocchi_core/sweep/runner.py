@@ -17,7 +17,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_json
+from ..data.lfads_h5 import load_training_data
 from ..data.trialdata import TrialData
 from ..errors import GnocchiError
 from ..models.base import CONFIG_FILE
@@ -46,21 +47,6 @@ def require_ray():
     except ImportError:
         raise GnocchiError(f"gnocchi sweep needs Ray Tune, which is not installed: {INSTALL_HINT}") from None
     return ray, tune
-
-
-def load_data(path: str | os.PathLike) -> TrialData:
-    """A GNOCCHI dataset, or an lfads-torch input file (what `gnocchi train lfads` reads too)."""
-    import h5py
-
-    from ..data import load_dataset
-    from ..data.lfads_h5 import import_lfads
-
-    path = os.fspath(path)
-    if os.path.isfile(path) and h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            if "train_encod_data" in f:
-                return import_lfads(path)
-    return load_dataset(path)
 
 
 @dataclass(frozen=True)
@@ -196,7 +182,7 @@ def _plan(kind, data, space, trials, out_dir, scheduler, cpus, gpus, resume, epo
 
             raise GnocchiError(f"{space.path or 'the space'}: population-based training perturbs searched fields "
                                f"among {', '.join(PERTURBABLE[kind])}, and the space searches none of them")
-    dataset = load_data(data_path)
+    dataset = load_training_data(data_path)
     split = dataset.trial_info["split"]
     for name in ("train", "valid"):
         if not (split == name).any():
@@ -233,8 +219,7 @@ def _check_out(out: Path, settings: dict, resume: bool) -> None:
 def _write_settings(plan: dict) -> None:
     """sweep.json: from here on the folder holds a sweep (written once the runtime can run a trial)."""
     plan["out"].mkdir(parents=True, exist_ok=True)
-    with atomic_path(plan["out"] / SETTINGS_FILE) as tmp:
-        tmp.write_text(json.dumps(plan["settings"], indent=1))
+    write_json(plan["out"] / SETTINGS_FILE, plan["settings"])
 
 
 # ---------------------------------------------------------------------- Ray

@@ -28,6 +28,7 @@ import os
 import typing
 from dataclasses import dataclass
 
+from ..assets import model_classes
 from ..data.validation import describe
 from ..errors import ConfigError
 
@@ -44,20 +45,6 @@ PERTURBABLE = {
               "l2_ic_enc_scale", "l2_ci_enc_scale", "train.grad_clip"),
     "gnocchi": ("train.lr", "dropout", "lambda_rec", "lambda_mmd", "code_dropout", "train.grad_clip"),
 }
-
-
-def config_class(kind: str):
-    """The config class of a model kind."""
-    if kind == "lfads":
-        from ..models.lfads import LfadsConfig
-
-        return LfadsConfig
-    if kind == "gnocchi":
-        from ..models.gnocchi import GnocchiConfig
-
-        return GnocchiConfig
-    raise ConfigError(f"unknown model kind {kind!r}", field="kind", expected="'gnocchi' or 'lfads'",
-                      found=describe(kind))
 
 
 @dataclass(frozen=True)
@@ -155,7 +142,7 @@ class SearchSpace:
         ``sampled``, each domain's first bound or choice."""
         if sampled is None:
             sampled = _nest({key: domain.examples()[0] for key, domain in self.domains.items()})
-        return config_class(self.kind).from_dict(self.overrides(sampled, epochs), path=self.path)
+        return model_classes(self.kind)[1].from_dict(self.overrides(sampled, epochs), path=self.path)
 
 
 def flatten(nested: dict, prefix: str = "") -> dict:
@@ -199,7 +186,7 @@ def read_space(path: str | os.PathLike, kind: str) -> SearchSpace:
 def parse_space(obj, kind: str, path: str | os.PathLike | None = None) -> SearchSpace:
     """A search space from a JSON-like object (``path``: the file it came from, for errors)."""
     path = None if path is None else os.fspath(path)
-    cls = config_class(kind)
+    cls = model_classes(kind)[1]
     if not isinstance(obj, dict):
         raise ConfigError("not a search space", path=path, expected="a JSON object of config fields, each a value or "
                           "a search domain", found=describe(obj))

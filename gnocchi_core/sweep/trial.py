@@ -31,10 +31,12 @@ from pathlib import Path
 from ray import tune
 from ray.tune.trainable import wrap_function
 
-from ..atomic import atomic_path
+from ..assets import model_classes
+from ..atomic import write_json
 from ..models.base import CONFIG_FILE, WEIGHTS_FILE
 from ..models.training import BEST, LAST, has_checkpoint
-from .runner import TRIAL_FILE, TRIALS_DIR, load_data
+from ..data.lfads_h5 import load_training_data
+from .runner import TRIAL_FILE, TRIALS_DIR
 from .space import flatten
 
 CHECKPOINT_META = "sweep_checkpoint.json"
@@ -104,14 +106,14 @@ def run_trial(config: dict, settings: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     space = settings["space"]
     model_config = space.config(config, settings["epochs"])
-    model = _model_class(settings["kind"])(model_config, device=settings["device"])
+    model = model_classes(settings["kind"])[0](model_config, device=settings["device"])
     summary = _read_summary(folder)
     if summary.get("final") and summary.get("params") == flatten(config) and (folder / CONFIG_FILE).is_file():
         # it ended before the sweep was killed, but Tune had not yet saved that: report its end, touch nothing
         _report_end(summary, settings)
         return
     origin = _take_checkpoint(tune.get_checkpoint(), folder, name, model, summary, settings["kind"])
-    data = load_data(settings["data"])
+    data = load_training_data(settings["data"])
     reporter = _Reporter(settings, name, folder)
     start = time.monotonic()
     stopped_by = None
@@ -149,16 +151,6 @@ def _report_end(summary: dict, settings: dict) -> None:
                      "valid_loss": summary["valid_loss"], "done": True})
     except SystemExit:  # Tune ends the trial
         pass
-
-
-def _model_class(kind: str):
-    if kind == "lfads":
-        from ..models.lfads import LfadsModel
-
-        return LfadsModel
-    from ..models.gnocchi import GnocchiModel
-
-    return GnocchiModel
 
 
 class _Reporter:
@@ -222,8 +214,7 @@ def _set_stopped(folder: Path, reason: str) -> None:
     if path.is_file():
         saved = json.loads(path.read_text())
         saved["stopped"] = reason
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(saved, indent=1))
+        write_json(path, saved)
 
 
 def _read_summary(folder: Path) -> dict:
@@ -232,8 +223,7 @@ def _read_summary(folder: Path) -> dict:
 
 
 def _write_summary(folder: Path, summary: dict) -> None:
-    with atomic_path(folder / TRIAL_FILE) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
+    write_json(folder / TRIAL_FILE, summary)
 
 
 # ---------------------------------------------------------------------- PBT's checkpoints
@@ -271,8 +261,7 @@ def _take_checkpoint(checkpoint, folder: Path, name: str, model, summary: dict, 
             shutil.copy2(source / relative, folder / relative)
     run = json.loads((folder / RUN_FILE).read_text())
     run["config"] = json.loads(json.dumps(model._config_dict()))  # the perturbed config continues the run
-    with atomic_path(folder / RUN_FILE) as tmp:
-        tmp.write_text(json.dumps(run, indent=1))
+    write_json(folder / RUN_FILE, run)
     summary["restored_from"] = meta["id"]  # taken: a restart of this run continues from the folder
     _write_summary(folder, summary)
     return f"{meta['trial']} at epoch {meta['epoch']}"
